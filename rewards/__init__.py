@@ -1,0 +1,1 @@
+"""sailrl.rewards: pure scoring of completions. Imports nothing else of the project."""

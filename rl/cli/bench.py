@@ -1,0 +1,50 @@
+"""``sailrl bench reward|rollout|rl``: each benchmark lives beside the code it measures and
+exposes ``add_arguments(parser)`` and ``run(args) -> dict`` (the numbers, printed as JSON)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+BENCHES = {
+    "reward": ("rewards.bench", "reward scoring throughput (samples/s) with process isolation"),
+    "rollout": ("rollout.bench", "rollout tokens/s (engine, plain vLLM, HF generate), sync s/GB"),
+    "rl": ("rl.bench", "one RL step's phase breakdown and tokens/s"),
+}
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("bench", help="benchmarks (speed and memory targets)")
+    benches = parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    for name, (module_name, help_text) in BENCHES.items():
+        bench = benches.add_parser(name, help=help_text)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name != module_name:
+                raise
+            bench.set_defaults(func=_missing(module_name))
+            continue
+        module.add_arguments(bench)
+        bench.add_argument("--json-out", help="also write the numbers to this JSON file")
+        bench.set_defaults(func=_runner(module))
+
+
+def _runner(module):
+    def run(args) -> int:
+        result = module.run(args)
+        text = json.dumps(result, indent=2, default=str)
+        print(text)
+        if args.json_out:
+            with open(args.json_out, "w") as fh:
+                fh.write(text + "\n")
+        return 0
+
+    return run
+
+
+def _missing(module_name):
+    def run(args) -> int:
+        raise SystemExit(f"sailrl: benchmark module {module_name} is not available in this build")
+
+    return run

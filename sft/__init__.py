@@ -1,0 +1,1 @@
+"""sailrl.sft: LongCoT and Think-Fusion SFT on the policy learner."""
