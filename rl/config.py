@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -28,6 +29,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 import yaml
 
 T = TypeVar("T")
+_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 __all__ = [
     "ConfigError",
@@ -76,7 +78,9 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
                 return _convert(arg, value, where)
             except ConfigError as err:
                 errors.append(str(err))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of {tp}")
+        raise ConfigError(
+            errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of {tp}"
+        )
     if _is_dataclass_type(tp):
         if isinstance(value, tp):
             return value
@@ -163,11 +167,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"override {text!r}: expected dotted.key=value, e.g. rl.lr=1e-6")
     value = yaml.safe_load(raw) if raw.strip() else ""
     # YAML 1.1 reads "1e-6" as a string; numbers in scientific notation are common here.
-    if isinstance(value, str):
-        try:
-            value = float(value) if any(c in value for c in ".eE") else value
-        except ValueError:
-            pass
+    if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
+        value = float(value)
     return key.strip().split("."), value
 
 
@@ -212,4 +213,3 @@ def check(condition: bool, where: str, message: str) -> None:
     """Raise ConfigError(``where: message``) unless ``condition``; for __post_init__ checks."""
     if not condition:
         raise ConfigError(f"{where}: {message}")
-
