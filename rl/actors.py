@@ -1,0 +1,137 @@
+"""The driver's handles on every actor of an RL run: learner ranks, rollout engines and the
+reward pool. Methods here are thin: they split work over actors, launch the calls and
+gather the results; tensors travel actor to actor as ObjectRefs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+import ray
+
+from rl.evaluation import eval_rewards
+from rl.topology import free_port, place, remote_actor, start_ray
+from rl.workers import LearnerWorker, RewardWorker, RolloutWorker
+from rollout.types import GenerateResult
+
+log = logging.getLogger(__name__)
+
+
+def _shards(items: list, n: int) -> list[list[int]]:
+    """Indices of ``items`` dealt round-robin to ``n`` ranks (similar token loads)."""
+    return [list(range(i, len(items), n)) for i in range(n)]
+
+
+class Cluster:
+    """Learner ranks (one DeepSpeed data-parallel group), rollout engines, reward pool."""
+
+    def __init__(self, cfg: Any, model_dir: str) -> None:
+        start_ray(cfg.ray)
+        loop = cfg.rl
+        self.placement = place(cfg.ray, loop.num_learners, loop.num_rollout_engines)
+        port = free_port()
+        self.learners = [
+            remote_actor(
+                LearnerWorker,
+                self.placement,
+                bundle,
+                cfg.ray.learner_cpus,
+                cfg.ray.learner_gpus,
+                model_dir=model_dir,
+                config=cfg.learner,
+                rank=rank,
+                world_size=loop.num_learners,
+                master_port=port,
+            )
+            for rank, bundle in enumerate(self.placement.learner_bundles)
+        ]
+        engine_cfg = replace(cfg.rollout, model=model_dir)
+        self.engines = [
+            remote_actor(
+                RolloutWorker,
+                self.placement,
+                bundle,
+                cfg.ray.rollout_cpus,
+                cfg.ray.rollout_gpus,
+                config=engine_cfg,
+            )
+            for bundle in self.placement.rollout_bundles
+        ]
+        reward_actor = ray.remote(num_cpus=cfg.ray.reward_cpus)(RewardWorker)
+        self.rewards = reward_actor.remote(cfg.rewards)
+        # Held-out evaluation always scores answer + format (comparable across stages).
+        self.eval_rewards = reward_actor.remote(eval_rewards(cfg.rewards))
+        # Fail here, not mid-step, if an actor cannot start (bad checkpoint, no memory).
+        ray.get([e.weight_version.remote() for e in self.engines])
+        ray.get([learner.optimizer_step.remote() for learner in self.learners])
+
+    # -- rollout ---------------------------------------------------------------------------
+    def launch_generate(self, requests: list, sampling: Any) -> list:
+        """Start generation (requests dealt over the engines); returns pending refs."""
+        parts = _shards(requests, len(self.engines))
+        return [
+            engine.generate.remote([requests[i] for i in part], sampling)
+            for engine, part in zip(self.engines, parts)
+            if part
+        ]
+
+    @staticmethod
+    def collect(pending: list) -> GenerateResult:
+        results = ray.get(pending)
+        return GenerateResult(
+            tuple(c for r in results for c in r.completions),
+            tuple(f for r in results for f in r.failures),
+        )
+
+    def generate(self, requests: list, sampling: Any) -> GenerateResult:
+        return self.collect(self.launch_generate(requests, sampling))
+
+    # -- rewards ---------------------------------------------------------------------------
+    def score(self, inputs: list) -> tuple[list, dict[str, Any]]:
+        return ray.get(self.rewards.score.remote(inputs))
+
+    def score_eval(self, inputs: list) -> tuple[list, dict[str, Any]]:
+        return ray.get(self.eval_rewards.score.remote(inputs))
+
+    # -- learner ---------------------------------------------------------------------------
+    def train_step(self, seqs: list, loss_fn: Any) -> dict[str, float]:
+        parts = _shards(seqs, len(self.learners))
+        refs = [
+            learner.train_step.remote([seqs[i] for i in part], loss_fn)
+            for learner, part in zip(self.learners, parts)
+        ]
+        return ray.get(refs)[0]  # metrics are reduced across ranks already
+
+    def logprobs(self, seqs: list) -> list:
+        parts = _shards(seqs, len(self.learners))
+        refs = [
+            learner.logprobs.remote([seqs[i] for i in part])
+            for learner, part in zip(self.learners, parts)
+        ]
+        out: list = [None] * len(seqs)
+        for part, values in zip(parts, ray.get(refs)):
+            for i, value in zip(part, values):
+                out[i] = value
+        return out
+
+    def sync_weights(self, version: int, bucket_bytes: int) -> dict[str, float]:
+        """Learner weights -> every engine, tagged ``version``; the driver never holds them."""
+        exports = [learner.export_weights.remote(bucket_bytes) for learner in self.learners]
+        ray.get(exports[1:])  # ranks > 0 take part in gathers and return nothing
+        stats = ray.get([e.update_weights.remote(exports[0], version) for e in self.engines])
+        return stats[0]
+
+    def save(self, directory: str) -> None:
+        ray.get([learner.save.remote(directory) for learner in self.learners])
+
+    def load(self, directory: str) -> None:
+        ray.get([learner.load.remote(directory) for learner in self.learners])
+
+    def shutdown(self) -> None:
+        # Let the reward pool stop its worker processes before its actor goes away.
+        ray.wait([r.close.remote() for r in (self.rewards, self.eval_rewards)], timeout=30)
+        for actor in [*self.engines, self.rewards, self.eval_rewards, *self.learners]:
+            ray.kill(actor, no_restart=True)
+        self.placement.remove()

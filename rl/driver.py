@@ -1,0 +1,242 @@
+"""The RL driver: generate -> score -> filter -> advantage -> train -> sync -> eval/save.
+
+Run it with ``sailrl rl --config configs/tiny-rl.yaml [dotted.key=value ...] [--resume auto]``.
+It holds actor handles (``rl.actors.Cluster``); weights go learner -> engine as ObjectRefs.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from policy.data import read_examples
+from policy.processor import SAILVLProcessor
+from rl.actors import Cluster
+from rl.algos import BatchFiller
+from rl.batching import Group, group_metrics, shaped_rewards, train_sequences
+from rl.checkpoint import CheckpointManager, read_state
+from rl.evaluation import evaluate
+from rl.experiment import ExperimentConfig
+from rl.loss import RLLoss
+from rl.probe import parity_probe
+from rl.prompts import PromptBuilder, PromptStream
+from rl.runlog import RunLog
+from rollout.types import SamplingSettings
+
+log = logging.getLogger(__name__)
+
+
+class ActorFailure(RuntimeError):
+    """An actor died mid-run; the run can resume from its last checkpoint."""
+
+
+def prepare_model(cfg: ExperimentConfig, run_dir: Path) -> str:
+    """The starting checkpoint dir: ``model.path``, or a fresh ``model.preset`` build."""
+    if cfg.model.path:
+        return cfg.model.path
+    from policy.checkpoint import init_checkpoint
+
+    target = run_dir / "init-model"
+    if not (target / "config.json").exists():
+        init_checkpoint(cfg.model.preset, target, seed=cfg.model.seed)
+    return str(target)
+
+
+def run_rl(cfg: ExperimentConfig, resume: str | None = None) -> Path:
+    """Train; returns the run directory. ``resume``: None, "auto" or a checkpoint dir."""
+    run_dir = cfg.run.path
+    random.seed(cfg.run.seed)
+    ckpts = CheckpointManager(run_dir / "checkpoints", keep=cfg.rl.keep_checkpoints)
+    start = _resume_point(ckpts, resume)
+    model_dir = prepare_model(cfg, run_dir)
+    cluster = Cluster(cfg, model_dir)
+    try:
+        with RunLog(run_dir, cfg) as runlog:
+            _loop(cfg, cluster, ckpts, start, model_dir, runlog)
+    except ray.exceptions.RayActorError as err:
+        raise ActorFailure(
+            f"an actor died during the run ({err.__class__.__name__}: {err}). The last "
+            f"checkpoint is intact: rerun with --resume auto to continue from it."
+        ) from err
+    finally:
+        cluster.shutdown()
+    return run_dir
+
+
+def _resume_point(ckpts: CheckpointManager, resume: str | None) -> Path | None:
+    if resume is None:
+        return None
+    found = ckpts.latest() if resume == "auto" else Path(resume)
+    if found is None:
+        log.info("--resume auto: no checkpoint under %s yet, starting fresh", ckpts.root)
+    return found
+
+
+def _loop(cfg, cluster, ckpts, start, model_dir, runlog) -> None:
+    loop, algo = cfg.rl, cfg.algo
+    builder = PromptBuilder(SAILVLProcessor.from_pretrained(model_dir), cfg.data.mode)
+    state = {"step": 0, "cursor": 0}
+    if start is not None:
+        state = read_state(start)
+        cluster.load(str(start))
+        cluster.sync_weights(state["step"], loop.sync_bucket_mb << 20)
+        log.info("resumed from %s at step %d", start, state["step"])
+    stream = PromptStream(read_examples(cfg.data.train), cfg.run.seed, state["cursor"])
+    held_out = read_examples(cfg.data.eval)[: loop.eval_max_prompts] if cfg.data.eval else []
+    gen = _Generator(cfg, cluster, builder, stream)
+    loss_fn = RLLoss(algo)
+    probe = builder.prompt("probe", stream.examples[0])
+    bar = runlog.progress(loop.steps, "rl", initial=state["step"])
+    for step in range(state["step"], loop.steps):
+        t0 = time.perf_counter()
+        kept, metrics = gen.batch(step)  # generate + score + dynamic sampling
+        if loop.overlap and step + 1 < loop.steps:
+            gen.prefetch(step + 1)  # next step samples while this one trains
+        if kept:
+            seqs, _ = train_sequences(kept, algo, loop.group_size, loop.max_new_tokens)
+            t = time.perf_counter()
+            old = cluster.logprobs(seqs)
+            seqs = [
+                replace(s, extras={**s.extras, "old_logprobs": o.tolist()})
+                for s, o in zip(seqs, old)
+            ]
+            metrics.update({f"train/{k}": v for k, v in cluster.train_step(seqs, loss_fn).items()})
+            metrics["time/train"] = time.perf_counter() - t
+            t = time.perf_counter()
+            metrics.update(cluster.sync_weights(step + 1, loop.sync_bucket_mb << 20))
+            metrics["time/sync"] = time.perf_counter() - t
+            if loop.probe_parity:
+                metrics.update(parity_probe(cluster, builder, probe, loop))
+        else:
+            log.warning("step %d: every group had equal rewards; no update", step + 1)
+        last = step + 1 == loop.steps
+        if held_out and ((loop.eval_every and (step + 1) % loop.eval_every == 0) or last):
+            t = time.perf_counter()
+            metrics.update(
+                evaluate(
+                    held_out,
+                    loop.eval_modes,
+                    builder,
+                    cluster.generate,
+                    cluster.score_eval,
+                    samples=loop.eval_samples,
+                    temperature=loop.eval_temperature,
+                    max_tokens=loop.max_new_tokens,
+                    seed=cfg.run.seed,
+                )
+            )
+            metrics["time/eval"] = time.perf_counter() - t
+        if (loop.save_every and (step + 1) % loop.save_every == 0) or last:
+            t = time.perf_counter()
+            state = {"cursor": gen.cursor(), "reward_mean": metrics.get("reward/mean")}
+            ckpts.save(step + 1, lambda d: cluster.save(str(d)), state)
+            metrics["time/save"] = time.perf_counter() - t
+        metrics["time/step"] = time.perf_counter() - t0
+        runlog.log(step + 1, metrics)
+        runlog.write_jsonl("samples.jsonl", _samples(step + 1, kept, loop.log_samples))
+        bar.set_postfix(reward=f"{metrics.get('reward/mean', 0.0):.3f}")
+        bar.update(1)
+    bar.close()
+
+
+class _Generator:
+    """Generation rounds of one step: sample, score, keep informative groups (DAPO)."""
+
+    def __init__(self, cfg, cluster, builder, stream) -> None:
+        self.cfg, self.cluster, self.builder, self.stream = cfg, cluster, builder, stream
+        self.sampling = SamplingSettings(
+            n=cfg.rl.group_size,
+            temperature=cfg.rl.temperature,
+            top_p=cfg.rl.top_p,
+            max_tokens=cfg.rl.max_new_tokens,
+        )
+        self.pending = None  # (prompts, refs, cursor before them) of a prefetched round
+
+    def _launch(self, step: int, round_: int, count: int):
+        before = self.stream.cursor
+        prompts = [
+            self.builder.prompt(f"{step}-{round_}-{i}", ex) for i, ex in self.stream.take(count)
+        ]
+        seed = self.cfg.run.seed * 1_000_003 + step * 101 + round_
+        refs = self.cluster.launch_generate(
+            [self.builder.request(p) for p in prompts], replace(self.sampling, seed=seed)
+        )
+        return prompts, refs, before
+
+    def prefetch(self, step: int) -> None:
+        self.pending = self._launch(step, 0, self.cfg.rl.prompts_per_step)
+
+    def cursor(self) -> int:
+        """Data cursor to checkpoint: prefetched prompts are not yet consumed."""
+        return self.pending[2] if self.pending else self.stream.cursor
+
+    def batch(self, step: int) -> tuple[list[Group], dict[str, Any]]:
+        loop, algo = self.cfg.rl, self.cfg.algo
+        filler = BatchFiller(
+            loop.prompts_per_step, loop.group_size, algo.max_extra_rounds, algo.dynamic_sampling
+        )
+        timings = {"time/generate": 0.0, "time/reward": 0.0}
+        scored: list[Group] = []  # every group of every round: the honest reward numbers
+        while filler.wants_more():
+            count = loop.prompts_per_step if filler.rounds == 0 else filler.missing
+            prompts, refs, _ = self.pending or self._launch(step, filler.rounds, count)
+            self.pending = None
+            t = time.perf_counter()
+            result = self.cluster.collect(refs)
+            timings["time/generate"] += time.perf_counter() - t
+            for failure in result.failures:
+                log.warning("prompt skipped: %s", failure.message)
+            t = time.perf_counter()
+            groups = _score(self.cluster, self.builder, prompts, result, loop.group_size)
+            timings["time/reward"] += time.perf_counter() - t
+            scored.extend(groups)
+            filler.add(groups, shaped_rewards(groups, algo, loop.max_new_tokens))
+        report = filler.finish()
+        kept = list(report.groups)
+        metrics = {
+            **group_metrics(scored),
+            **timings,
+            "sampling/rounds": report.rounds,
+            "sampling/dropped_groups": report.dropped,
+            "sampling/kept_groups": len(kept),
+        }
+        return kept, metrics
+
+
+def _score(cluster, builder, prompts, result, group_size) -> list[Group]:
+    by_id = {p.prompt_id: p for p in prompts}
+    per_prompt: dict[str, list] = {}
+    for comp in result.completions:
+        per_prompt.setdefault(comp.prompt_id, []).append(comp)
+    ordered = [(by_id[pid], comps) for pid, comps in per_prompt.items() if len(comps) == group_size]
+    inputs = [builder.reward_input(p, c.text) for p, comps in ordered for c in comps]
+    results, _ = cluster.score(inputs)
+    groups, i = [], 0
+    for p, comps in ordered:
+        groups.append(Group(p, tuple(comps), tuple(results[i : i + group_size])))
+        i += group_size
+    return groups
+
+
+def _samples(step: int, groups: list[Group], limit: int) -> list[dict[str, Any]]:
+    rows = []
+    for g in groups[:limit]:
+        c, r = g.completions[0], g.results[0]
+        rows.append(
+            {
+                "step": step,
+                "prompt_id": g.prompt.prompt_id,
+                "mode": g.prompt.mode,
+                "answer": g.prompt.example.answer,
+                "completion": c.text,
+                "reward": r.reward,
+                "components": r.components,
+            }
+        )
+    return rows

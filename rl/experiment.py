@@ -1,0 +1,137 @@
+"""The RL experiment's configuration: one YAML per experiment, one section per package.
+
+    run:      where the run directory goes, seed
+    model:    the starting SAIL-VL2 checkpoint (or a preset to build a fresh tiny one)
+    data:     train and held-out prompt files (policy.data schema)
+    rl:       the loop: steps, prompts per step, group size, generation length, eval/save
+    algo:     rl.algos.AlgoConfig (advantage, loss, KL, TIS, dynamic sampling)
+    learner:  policy.learner_config.LearnerConfig (ZeRO stage, lr, batching)
+    rollout:  rollout.config.RolloutConfig (vLLM engine settings; model is filled in)
+    rewards:  rewards.RewardsConfig (reward sets, routing, runtime)
+    ray:      rl.topology.RayConfig (address, per-actor resources)
+
+``load_experiment(path, overrides)`` returns an ``ExperimentConfig``; every mistake is a
+ConfigError naming the dotted key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from policy.learner_config import LearnerConfig
+from rewards import RewardsConfig
+from rl.algos import AlgoConfig
+from rl.config import ConfigError, load_config
+from rl.topology import RayConfig
+from rollout.config import RolloutConfig
+
+
+@dataclass
+class RunConfig:
+    name: str = "rl"
+    dir: str | None = None  # default: runs/<name>
+    seed: int = 0
+
+    @property
+    def path(self) -> Path:
+        return Path(self.dir) if self.dir else Path("runs") / self.name
+
+
+@dataclass
+class ModelSource:
+    """Start from ``path`` (a SAIL-VL2 checkpoint dir) or build ``preset`` fresh (tiny runs)."""
+
+    path: str | None = None
+    preset: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if bool(self.path) == bool(self.preset):
+            raise ValueError("model: set exactly one of model.path (a checkpoint) or model.preset")
+
+
+@dataclass
+class DataConfig:
+    train: str = ""
+    eval: str | None = None
+    # "as-data": each example's own mode; "think"/"direct": force every prompt's mode.
+    mode: Literal["as-data", "think", "direct"] = "as-data"
+
+    def __post_init__(self) -> None:
+        if not self.train:
+            raise ValueError("data.train: name the training prompts file (JSONL or parquet)")
+
+
+@dataclass
+class LoopConfig:
+    """The driver loop. One step = prompts_per_step prompts x group_size samples."""
+
+    steps: int = 10
+    prompts_per_step: int = 8
+    group_size: int = 4
+    max_new_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    num_learners: int = 1
+    num_rollout_engines: int = 1
+    # Generate step t+1 while step t trains (its samples are one weight version stale).
+    overlap: bool = False
+    eval_every: int = 0  # 0: only after the last step (when data.eval is set)
+    eval_samples: int = 1  # k: accuracy is the mean over k samples per prompt
+    eval_temperature: float = 0.0
+    eval_max_prompts: int = 256
+    eval_modes: list[Literal["think", "direct"]] = field(
+        default_factory=lambda: ["think", "direct"]
+    )
+    save_every: int = 0  # 0: only after the last step
+    keep_checkpoints: int = 2
+    log_samples: int = 4  # completions per step written to samples.jsonl
+    sync_bucket_mb: int = 64
+    probe_parity: bool = True  # after each sync, compare engine vs learner logprobs
+    parity_tolerance: float = 1e-3
+    fail_on_parity: bool = False  # raise instead of logging when the probe exceeds it
+
+    def __post_init__(self) -> None:
+        positive = (
+            "steps",
+            "prompts_per_step",
+            "group_size",
+            "max_new_tokens",
+            "num_learners",
+            "num_rollout_engines",
+            "eval_samples",
+            "keep_checkpoints",
+            "sync_bucket_mb",
+        )
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"rl.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.group_size < 2:
+            raise ValueError("rl.group_size: group-relative advantages need at least 2 samples")
+        if self.eval_samples > 1 and self.eval_temperature == 0:
+            raise ValueError("rl.eval_samples > 1 needs rl.eval_temperature > 0 (greedy repeats)")
+
+
+@dataclass
+class ExperimentConfig:
+    data: DataConfig
+    model: ModelSource = field(default_factory=lambda: ModelSource(preset="tiny"))
+    run: RunConfig = field(default_factory=RunConfig)
+    rl: LoopConfig = field(default_factory=LoopConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    rewards: RewardsConfig = field(default_factory=RewardsConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+
+def load_experiment(path: str | Path | None, overrides: list[str] = ()) -> ExperimentConfig:
+    cfg = load_config(ExperimentConfig, path, list(overrides))
+    if cfg.learner.mini_batch_size and cfg.learner.mini_batch_size % cfg.rl.num_learners:
+        raise ConfigError(
+            f"learner.mini_batch_size: {cfg.learner.mini_batch_size} is not divisible by "
+            f"rl.num_learners={cfg.rl.num_learners}"
+        )
+    return cfg

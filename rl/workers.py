@@ -1,0 +1,92 @@
+"""Ray-free worker classes; ``rl.topology`` makes them Ray actors where they are placed.
+
+Each worker owns one heavy object (a learner rank, a vLLM engine, a reward process pool)
+and exposes typed methods; the driver calls them through actor handles and passes
+ObjectRefs along (weights go learner -> engine without passing through the driver).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+class LearnerWorker:
+    """One data-parallel learner rank (``policy.learner.Learner``)."""
+
+    def __init__(
+        self, model_dir: str, config: Any, rank: int, world_size: int, master_port: int
+    ) -> None:
+        os.environ.update(
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(master_port),
+            RANK=str(rank),
+            LOCAL_RANK="0",
+            WORLD_SIZE=str(world_size),
+        )
+        from policy.learner import Learner
+
+        self.rank = rank
+        self.learner = Learner.from_pretrained(model_dir, config)
+
+    def train_step(self, seqs: list, loss_fn: Any) -> dict[str, float]:
+        return self.learner.train_step(seqs, loss_fn)
+
+    def logprobs(self, seqs: list) -> list:
+        return self.learner.logprobs(seqs)
+
+    def export_weights(self, bucket_bytes: int) -> list:
+        """Buckets of (public name, tensor) on rank 0; [] elsewhere (collective on ZeRO-3)."""
+        buckets = list(self.learner.export_weights(bucket_bytes))
+        return buckets if self.rank == 0 else []
+
+    def save(self, directory: str) -> None:
+        self.learner.save(directory)
+
+    def load(self, directory: str) -> None:
+        self.learner.load(directory)
+
+    def optimizer_step(self) -> int:
+        return self.learner.step
+
+
+class RolloutWorker:
+    """One vLLM engine (``rollout.engine.RolloutEngine``)."""
+
+    def __init__(self, config: Any) -> None:
+        from rollout.engine import RolloutEngine
+
+        self.engine = RolloutEngine(config)
+
+    def generate(self, requests: list, sampling: Any) -> Any:
+        return self.engine.generate(requests, sampling)
+
+    def update_weights(self, buckets: list, version: int) -> dict[str, float]:
+        stats = self.engine.update_weights(buckets, version)
+        return {
+            "sync/seconds": stats.seconds,
+            "sync/bytes": float(stats.num_bytes),
+            "sync/buckets": float(stats.num_buckets),
+        }
+
+    def weight_version(self) -> int:
+        return self.engine.weight_version
+
+    def shutdown(self) -> None:
+        self.engine.shutdown()
+
+
+class RewardWorker:
+    """The reward runtime (process pool with hard timeouts) behind one actor."""
+
+    def __init__(self, config: Any) -> None:
+        from rewards import RewardRuntime
+
+        self.runtime = RewardRuntime(config)
+
+    def score(self, batch: list) -> tuple[list, dict[str, Any]]:
+        results = self.runtime.score(batch)
+        return results, self.runtime.last_stats.as_dict()
+
+    def close(self) -> None:
+        self.runtime.close()
