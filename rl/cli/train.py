@@ -1,4 +1,5 @@
-"""``sailrl rl``: one RL stage from a YAML experiment plus dotted overrides."""
+"""``sailrl rl`` and ``sailrl sft``: one training stage from a YAML file plus dotted
+overrides, resumable with ``--resume auto``."""
 
 from __future__ import annotations
 
@@ -21,6 +22,17 @@ def register(sub) -> None:
     parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
     parser.set_defaults(func=_rl)
 
+    sft = sub.add_parser(
+        "sft",
+        help="run an SFT stage (LongCoT or Think-Fusion)",
+        description="Supervised fine-tuning on the policy learner. Example: sailrl sft "
+        "--config stage.yaml sft.mode=fusion sft.cot_fraction=0.1",
+    )
+    sft.add_argument("--config", required=True, help="SFT stage YAML (model, run, sft, learner)")
+    sft.add_argument("--resume", default=None, help="'auto' or a checkpoint directory")
+    sft.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
+    sft.set_defaults(func=_sft)
+
 
 def _rl(args: argparse.Namespace) -> int:
     from rl.driver import run_rl
@@ -28,5 +40,14 @@ def _rl(args: argparse.Namespace) -> int:
 
     cfg = load_experiment(args.config, args.overrides)
     run_dir = run_rl(cfg, resume=args.resume)
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+def _sft(args: argparse.Namespace) -> int:
+    from rl.sft_stage import load_sft_experiment, run_sft
+
+    cfg = load_sft_experiment(args.config, args.overrides)
+    run_dir = run_sft(cfg, resume=args.resume)
     print(f"run directory: {run_dir}")
     return 0

@@ -1,0 +1,88 @@
+"""``sailrl eval|sample|filter``: offline jobs on one checkpoint (see rl.offline)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub) -> None:
+    ev = sub.add_parser("eval", help="held-out accuracy and format rate of a checkpoint")
+    ev.add_argument("--k", type=int, default=1, help="samples per prompt (accuracy = mean)")
+    ev.add_argument("--modes", nargs="+", default=["think", "direct"], choices=["think", "direct"])
+    ev.add_argument("--max-prompts", type=int, default=None)
+    ev.add_argument("--out", default=None, help="also write the numbers to this JSON file")
+    _common(ev, temperature=0.0)
+    ev.set_defaults(func=_eval)
+
+    sample = sub.add_parser(
+        "sample", help="rejection sampling: best correct, well-formed thinking traces per prompt"
+    )
+    sample.add_argument("--n", type=int, default=4, help="samples per prompt")
+    sample.add_argument("--keep", type=int, default=1, help="traces kept per prompt")
+    sample.add_argument("--out", required=True, help="JSONL of CoT samples for Think-Fusion SFT")
+    _common(sample, temperature=1.0)
+    sample.set_defaults(func=_sample)
+
+    filt = sub.add_parser(
+        "filter", help="difficulty filter: pass@k per prompt, drop always/never-solved prompts"
+    )
+    filt.add_argument("--k", type=int, default=4, help="samples per prompt")
+    filt.add_argument("--reasoning-domains", nargs="*", default=["math"],
+                      help="domains whose never-solved prompts are dropped too")  # fmt: skip
+    filt.add_argument("--out", required=True, help="JSONL of kept prompts (with pass_rate)")
+    _common(filt, temperature=1.0)
+    filt.set_defaults(func=_filter)
+
+
+def _common(parser: argparse.ArgumentParser, temperature: float) -> None:
+    parser.add_argument("--model", required=True, help="SAIL-VL2 checkpoint directory")
+    parser.add_argument("--data", required=True, help="JSONL/parquet prompts (docs/data.md)")
+    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--temperature", type=float, default=temperature)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
+    parser.add_argument("--max-model-len", type=int, default=None)
+    parser.add_argument("--kv-cache-gib", type=float, default=1.0, help="CPU KV cache size")
+
+
+def _config(args):
+    from rl.offline import OfflineConfig
+    from rollout.config import RolloutConfig
+
+    rollout = RolloutConfig(
+        dtype=args.dtype, max_model_len=args.max_model_len, kv_cache_gib=args.kv_cache_gib
+    )
+    return OfflineConfig(
+        rollout=rollout, temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed
+    )
+
+
+def _eval(args) -> int:
+    from rl.offline import run_eval
+
+    metrics = run_eval(args.model, args.data, _config(args), args.modes, args.k, args.max_prompts)
+    text = json.dumps(metrics, indent=2)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(text + "\n")
+    return 0
+
+
+def _sample(args) -> int:
+    from rl.offline import rejection_sample
+
+    stats = rejection_sample(args.model, args.data, args.out, _config(args), args.n, args.keep)
+    print(json.dumps(stats))
+    return 0
+
+
+def _filter(args) -> int:
+    from rl.offline import difficulty_filter
+
+    stats = difficulty_filter(
+        args.model, args.data, args.out, _config(args), args.k, args.reasoning_domains
+    )
+    print(json.dumps(stats))
+    return 0
