@@ -34,7 +34,7 @@ format: setup
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
 demo: setup
-	$(BIN)/sailrl demo
+	$(BIN)/sailrl pipeline --config configs/demo.yaml
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -330,8 +330,11 @@ def _load_into(model: SAILVLModel, tensors: dict[str, torch.Tensor], directory: 
         model.tie_weights()
 
 
-def init_checkpoint(preset: str, out_dir: str | os.PathLike, *, seed: int = 0) -> Path:
-    """Write a randomly initialised checkpoint of ``preset`` with the tiny tokenizer.
+def init_checkpoint(
+    preset: str, out_dir: str | os.PathLike, *, seed: int = 0, **overrides: Any
+) -> Path:
+    """Write a randomly initialised checkpoint of ``preset`` with the tiny tokenizer;
+    ``overrides`` set top-level config keys (e.g. ``force_image_size=224``).
 
     Tiny presets take their vocabulary size from the tokenizer; the SAIL-VL2 shape presets
     keep the Qwen3 vocabulary size (151936) and need minutes and tens of GB on a CPU.
@@ -342,7 +345,7 @@ def init_checkpoint(preset: str, out_dir: str | os.PathLike, *, seed: int = 0) -
     # One tokenizer for every tiny checkpoint (the seed only drives the weights).
     tokenizer = train_tokenizer()
     vocab = len(tokenizer) if preset in TINY_PRESETS else None
-    config = preset_config(preset, vocab_size=vocab)
+    config = preset_config(preset, vocab_size=vocab, **overrides)
     config.img_context_token_id = special_token_ids(tokenizer)[IMG_CONTEXT]
     torch.manual_seed(seed)
     model = SAILVLModel(config)

@@ -76,6 +76,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
         "max_dynamic_patch": 4,
     },
+    # ~106M parameters: the tiny vision tower and a 1024-wide, 8-layer Qwen3; for benchmarks
+    # that need a model big enough for per-step overheads not to dominate.
+    "small": {
+        "vision_config": _VIT_TINY,
+        "llm_config": {
+            "architectures": ["Qwen3ForCausalLM"],
+            **_LLM_TINY,
+            "hidden_size": 1024,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 8,
+            "num_attention_heads": 16,
+            "num_key_value_heads": 8,
+        },
+        "max_dynamic_patch": 4,
+    },
     "sailvl2-2b": {
         "vision_config": _VIT_HUGE,
         "llm_config": {
@@ -121,7 +136,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
     },
 }
-TINY_PRESETS = ("tiny", "tiny-moe")
+TINY_PRESETS = ("tiny", "tiny-moe", "small")  # built with the local tiny tokenizer
 
 
 def preset_config(name: str, *, vocab_size: int | None = None, **overrides: Any) -> SAILVLConfig:
@@ -135,4 +150,7 @@ def preset_config(name: str, *, vocab_size: int | None = None, **overrides: Any)
         llm["vocab_size"] = vocab_size
     values = {k: v for k, v in spec.items() if k not in ("vision_config", "llm_config")}
     values.update(overrides)
-    return SAILVLConfig(vision_config=dict(spec["vision_config"]), llm_config=llm, **values)
+    vision = dict(spec["vision_config"])
+    if "force_image_size" in overrides:  # the tile size is the encoder's input size
+        vision["image_size"] = overrides["force_image_size"]
+    return SAILVLConfig(vision_config=vision, llm_config=llm, **values)

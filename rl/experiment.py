@@ -16,14 +16,15 @@ ConfigError naming the dotted key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from policy.learner_config import LearnerConfig
 from rewards import RewardsConfig
 from rl.algos import AlgoConfig
 from rl.config import ConfigError, load_config
+from rl.tasks import TaskConfig
 from rl.topology import RayConfig
 from rollout.config import RolloutConfig
 
@@ -46,6 +47,8 @@ class ModelSource:
     path: str | None = None
     preset: str | None = None
     seed: int = 0
+    # Top-level config keys of a fresh preset build, e.g. {force_image_size: 224}.
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if bool(self.path) == bool(self.preset):
@@ -54,14 +57,36 @@ class ModelSource:
 
 @dataclass
 class DataConfig:
+    """Prompt files (policy.data schema), or ``synthetic`` to generate the demo tasks into
+    ``<run>/data`` (then train/eval default to its rl.jsonl / eval.jsonl)."""
+
     train: str = ""
     eval: str | None = None
     # "as-data": each example's own mode; "think"/"direct": force every prompt's mode.
     mode: Literal["as-data", "think", "direct"] = "as-data"
+    synthetic: TaskConfig | None = None
 
     def __post_init__(self) -> None:
-        if not self.train:
-            raise ValueError("data.train: name the training prompts file (JSONL or parquet)")
+        if not self.train and self.synthetic is None:
+            raise ValueError(
+                "data.train: name the training prompts file (JSONL or parquet), or set "
+                "data.synthetic to generate the synthetic tasks"
+            )
+
+    def resolve(self, run_dir: Path) -> DataConfig:
+        """Generate the synthetic data if asked (once) and fill in the paths."""
+        if self.synthetic is None:
+            return self
+        from rl.tasks import write_dataset
+
+        target = run_dir / "data"
+        if not (target / "manifest.json").exists():
+            write_dataset(self.synthetic, target)
+        return replace(
+            self,
+            train=self.train or str(target / "rl.jsonl"),
+            eval=self.eval or str(target / "eval.jsonl"),
+        )
 
 
 @dataclass

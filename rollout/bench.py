@@ -60,35 +60,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _build_model(name: str, out: Path) -> Path:
-    import torch
+    from policy.checkpoint import init_checkpoint
 
-    from policy.checkpoint import init_checkpoint, save_checkpoint
-    from policy.config import SAILVLConfig
-    from policy.modeling import SAILVLModel
-    from policy.presets import PRESETS
-    from policy.tokenizer import train_tokenizer
-
-    if name == "tiny":
-        return init_checkpoint("tiny", out)
-    # ~100M parameters: the tiny vision tower and a 1024-wide, 8-layer Qwen3.
-    tokenizer = train_tokenizer()
-    spec = PRESETS["tiny"]
-    llm = dict(
-        spec["llm_config"],
-        hidden_size=1024,
-        intermediate_size=3072,
-        num_hidden_layers=8,
-        num_attention_heads=16,
-        num_key_value_heads=8,
-        vocab_size=len(tokenizer),
-    )
-    config = SAILVLConfig(
-        vision_config=dict(spec["vision_config"]),
-        llm_config=llm,
-        max_dynamic_patch=spec["max_dynamic_patch"],
-    )
-    torch.manual_seed(0)
-    return save_checkpoint(SAILVLModel(config), tokenizer, out)
+    # "100m" is the ~106M "small" preset: tiny vision tower, 1024-wide 8-layer Qwen3.
+    return init_checkpoint("small" if name == "100m" else name, out)
 
 
 def _prepared(engine, requests):

@@ -9,8 +9,6 @@ actor gives a clear, resumable error.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,17 +19,6 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("rl-data")
-    subprocess.run(
-        [sys.executable, "-m", "rl.tasks", str(out), "--families", "text_arith", "compare",
-         "linear_eq", "--n-rl", "32", "--n-eval", "4"],
-        check=True, cwd=ROOT, capture_output=True,
-    )  # fmt: skip
-    return out
-
-
 @pytest.fixture(scope="module", autouse=True)
 def ray_session():
     yield
@@ -40,19 +27,12 @@ def ray_session():
     ray.shutdown()
 
 
-def _run(data: Path, run_dir: Path, *overrides: str, resume: str | None = None) -> list[dict]:
+def _run(run_dir: Path, *overrides: str, resume: str | None = None) -> list[dict]:
     from rl.driver import run_rl
     from rl.experiment import load_experiment
 
-    cfg = load_experiment(
-        ROOT / "configs" / "tiny-rl.yaml",
-        [
-            f"data.train={data / 'rl.jsonl'}",
-            f"data.eval={data / 'eval.jsonl'}",
-            f"run.dir={run_dir}",
-            *overrides,
-        ],
-    )
+    # configs/tiny-rl.yaml generates its synthetic prompts into <run_dir>/data
+    cfg = load_experiment(ROOT / "configs" / "tiny-rl.yaml", [f"run.dir={run_dir}", *overrides])
     run_rl(cfg, resume=resume)
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
@@ -67,8 +47,8 @@ def _prompt_order(run_dir: Path) -> list[str]:
     return [json.loads(line)["prompt_id"] for line in lines]
 
 
-def test_reward_rises_and_sync_keeps_parity(data, tmp_path):
-    rows = _run(data, tmp_path / "run")
+def test_reward_rises_and_sync_keeps_parity(tmp_path):
+    rows = _run(tmp_path / "run")
     rewards = [r["reward/mean"] for r in rows]
     first, last = sum(rewards[:3]) / 3, sum(rewards[-3:]) / 3
     assert last > first + 0.3, f"reward did not rise: {rewards}"
@@ -83,11 +63,11 @@ def test_reward_rises_and_sync_keeps_parity(data, tmp_path):
     assert (run / "samples.jsonl").read_text().strip()
 
 
-def test_resume_matches_uninterrupted(data, tmp_path):
+def test_resume_matches_uninterrupted(tmp_path):
     steps = ["rl.steps=2", "rl.save_every=1", "rl.probe_parity=false"]
-    straight = _run(data, tmp_path / "a", *steps)
-    _run(data, tmp_path / "b", "rl.steps=1", *steps[1:])  # stops after step 1 ...
-    resumed = _run(data, tmp_path / "b", *steps, resume="auto")  # ... and resumes
+    straight = _run(tmp_path / "a", *steps)
+    _run(tmp_path / "b", "rl.steps=1", *steps[1:])  # stops after step 1 ...
+    resumed = _run(tmp_path / "b", *steps, resume="auto")  # ... and resumes
     wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert wa.keys() == wb.keys()
     worst = max((wa[k] - wb[k]).abs().max().item() for k in wa)
@@ -96,7 +76,7 @@ def test_resume_matches_uninterrupted(data, tmp_path):
     assert straight[-1]["reward/mean"] == pytest.approx(resumed[-1]["reward/mean"], abs=1e-6)
 
 
-def test_dead_rollout_actor_is_a_clear_resumable_error(data, tmp_path, monkeypatch):
+def test_dead_rollout_actor_is_a_clear_resumable_error(tmp_path, monkeypatch):
     import ray
 
     from rl.actors import Cluster
@@ -112,7 +92,7 @@ def test_dead_rollout_actor_is_a_clear_resumable_error(data, tmp_path, monkeypat
 
     monkeypatch.setattr(Cluster, "sync_weights", sync_then_kill)
     with pytest.raises(ActorFailure, match="--resume auto"):
-        _run(data, tmp_path / "run", "rl.steps=4", "rl.save_every=1")
+        _run(tmp_path / "run", "rl.steps=4", "rl.save_every=1")
     monkeypatch.setattr(Cluster, "sync_weights", real_sync)
-    rows = _run(data, tmp_path / "run", "rl.steps=4", "rl.save_every=1", resume="auto")
+    rows = _run(tmp_path / "run", "rl.steps=4", "rl.save_every=1", resume="auto")
     assert [r["step"] for r in rows][-2:] == [3, 4]

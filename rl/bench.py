@@ -1,0 +1,77 @@
+"""``sailrl bench rl``: one RL step's phase breakdown and throughput, through the real stack
+(Ray actors, vLLM engine, DeepSpeed learner, reward pool), for a tiny model and the ~106M
+``small`` preset. Runs ``configs/tiny-rl.yaml`` for a few steps and reports the last one
+(the first pays for warm-up)."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny-rl.yaml"
+PHASES = ("generate", "reward", "train", "sync", "step")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", nargs="+", default=["tiny", "small"],
+                        help="model presets (default: tiny and the ~106M small)")  # fmt: skip
+    parser.add_argument("--steps", type=int, default=3, help="steps per model (last reported)")
+    parser.add_argument("--prompts", type=int, default=8, help="prompts per step")
+    parser.add_argument("--group-size", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+
+
+def step_report(row: dict[str, Any], samples: int) -> dict[str, Any]:
+    """Phase seconds and tokens/s of one metrics row.
+
+    >>> r = step_report({"time/generate": 2.0, "time/train": 1.0, "time/step": 4.0,
+    ...                  "response/length_mean": 10.0, "train/tokens_per_s": 500.0}, 8)
+    >>> r["generate_tokens_per_s"], r["seconds"]["train"]
+    (40.0, 1.0)
+    """
+    seconds = {p: round(row.get(f"time/{p}", 0.0), 3) for p in PHASES}
+    generated = row.get("response/length_mean", 0.0) * samples
+    gen_time = row.get("time/generate", 0.0)
+    return {
+        "seconds": seconds,
+        "generated_tokens": generated,
+        "generate_tokens_per_s": round(generated / gen_time, 1) if gen_time else None,
+        "train_tokens_per_s": round(row.get("train/tokens_per_s", 0.0), 1),
+        "step_tokens_per_s": round(generated / row["time/step"], 1)
+        if row.get("time/step")
+        else None,
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import ray
+
+    from policy.checkpoint import load_config
+    from policy.params import parameter_summary
+    from rl.driver import run_rl
+    from rl.experiment import load_experiment
+    from rl.runlog import read_metrics
+
+    results: dict[str, Any] = {}
+    try:
+        for preset in args.models:
+            with tempfile.TemporaryDirectory() as tmp:
+                cfg = load_experiment(CONFIG, [
+                    f"model.preset={preset}", f"run.dir={tmp}", f"rl.steps={args.steps}",
+                    f"rl.prompts_per_step={args.prompts}", f"rl.group_size={args.group_size}",
+                    f"rl.max_new_tokens={args.max_new_tokens}", "rl.probe_parity=false",
+                    "algo.dynamic_sampling=false", "learner.lr=1e-5",
+                ])  # fmt: skip
+                run_rl(cfg)
+                last = read_metrics(tmp)[-1]
+                params = parameter_summary(load_config(Path(tmp) / "init-model"))
+            results[preset] = {
+                "params": params["total_params"],
+                **step_report(last, args.prompts * args.group_size),
+            }
+    finally:
+        ray.shutdown()
+    return {"bench": "rl", "prompts_per_step": args.prompts, "group_size": args.group_size,
+            "max_new_tokens": args.max_new_tokens, "models": results}  # fmt: skip
