@@ -67,7 +67,24 @@ def init_distributed(on_cuda: bool) -> None:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     import deepspeed
 
+    _forget_deepspeed_groups()
     deepspeed.init_distributed(dist_backend="nccl" if on_cuda else "gloo")
+
+
+def _forget_deepspeed_groups() -> None:
+    """DeepSpeed caches process groups (a clone of the world group, ...) in module globals.
+    When torch.distributed was torn down since (another engine in this process, e.g. vLLM's
+    cleanup, destroys the default group), those handles are dead: drop them so DeepSpeed
+    builds new ones on the new world."""
+    from deepspeed.utils import groups
+
+    for name in ("_WORLD_GROUP", "_DATA_PARALLEL_GROUP", "_MODEL_PARALLEL_GROUP",
+                 "_TENSOR_MODEL_PARALLEL_GROUP", "_ZERO_PARAM_INTRA_PARALLEL_GROUP"):  # fmt: skip
+        if hasattr(groups, name):
+            setattr(groups, name, None)
+    for name in ("_EXPERT_PARALLEL_GROUP", "_EXPERT_DATA_PARALLEL_GROUP", "_ALL_TO_ALL_GROUP"):
+        if isinstance(getattr(groups, name, None), dict):
+            getattr(groups, name).clear()
 
 
 def deepspeed_config(config: LearnerConfig, dtype: torch.dtype, world_size: int) -> dict[str, Any]:

@@ -213,6 +213,9 @@ class _Generator:
             "sampling/dropped_groups": report.dropped,
             "sampling/kept_groups": len(kept),
         }
+        if kept:  # weight versions behind the learner (0 synchronous, <= 1 with rl.overlap)
+            oldest = min(c.weight_version for g in kept for c in g.completions)
+            metrics["rollout/staleness"] = step - oldest
         return kept, metrics
 
 

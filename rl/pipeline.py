@@ -38,6 +38,7 @@ from sft.config import SFTConfig
 log = logging.getLogger(__name__)
 
 STAGES = ("longcot", "filter", "rlvr", "sample", "fusion", "rl_mixed")
+_DIST_VARS = ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE")
 
 
 @dataclass
@@ -152,8 +153,10 @@ class Pipeline:
         log_path = self.stage_dir(stage) / "log.txt"
         cmd = [sys.executable, "-m", "rl.cli", *args]
         log.info("[%s] %s", stage, " ".join(cmd))
+        # Each stage is its own torch.distributed world: never inherit the caller's rendezvous.
+        env = {k: v for k, v in os.environ.items() if k not in _DIST_VARS}
         with open(log_path, "a") as out:
-            code = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
+            code = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         if code != 0:
             tail = log_path.read_text().splitlines()[-15:]
             raise RuntimeError(

@@ -63,6 +63,14 @@ def test_reward_rises_and_sync_keeps_parity(tmp_path):
     assert (run / "samples.jsonl").read_text().strip()
 
 
+def test_overlap_generates_one_version_ahead(tmp_path):
+    rows = _run(tmp_path / "run", "rl.steps=3", "rl.overlap=true", "rl.probe_parity=true")
+    # step 1 samples with the initial weights; later steps were launched before the previous
+    # step's update, so they are exactly one version behind, never more
+    assert [r["rollout/staleness"] for r in rows] == [0, 1, 1]
+    assert all(r["parity/max_abs_diff"] <= 1e-3 for r in rows)
+
+
 def test_resume_matches_uninterrupted(tmp_path):
     steps = ["rl.steps=2", "rl.save_every=1", "rl.probe_parity=false"]
     straight = _run(tmp_path / "a", *steps)
