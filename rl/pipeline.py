@@ -165,12 +165,6 @@ class Pipeline:
                 + "\nFix the cause and rerun the same command: finished stages are kept."
             )
 
-    def _latest(self, stage: str) -> str:
-        found = CheckpointManager(self.stage_dir(stage) / "checkpoints").latest()
-        if found is None:
-            raise RuntimeError(f"stage {stage!r} finished without a checkpoint")
-        return str(found)
-
     def _eval(self, stage: str, model: str) -> dict[str, float]:
         if not self.data["eval"]:
             return {}
@@ -256,34 +250,36 @@ class Pipeline:
 
         return load_model_config(model).llm_config.architectures[0] == "Qwen3MoeForCausalLM"
 
-    def _run_sft(self, stage: str, model: str, files: list[str]) -> dict[str, Any]:
-        st: SFTStage = getattr(self.cfg, stage)
+    def _train(
+        self, stage: str, command: str, model: str, sections: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Run ``sailrl <command>`` (sft or rl) on a stage YAML built from ``sections``."""
+        run_dir = self.stage_dir(stage) / "run"
         spec = {
             "model": {"path": model},
-            "run": {
-                "name": stage,
-                "dir": str(self.stage_dir(stage) / "run"),
-                "seed": self.cfg.run.seed,
-            },  # fmt: skip
-            "sft": {**to_dict(st.sft), "train_files": files},
-            "learner": to_dict(st.learner),
+            "run": {"name": stage, "dir": str(run_dir), "seed": self.cfg.run.seed},
+            **sections,
         }
         path = self.stage_dir(stage) / "stage.yaml"
         save_yaml(spec, path)
-        self._sailrl(stage, "sft", "--config", str(path), "--resume", "auto")
-        ckpts = CheckpointManager(self.stage_dir(stage) / "run" / "checkpoints")
-        return {"model": str(ckpts.latest()), "run": str(self.stage_dir(stage) / "run")}
+        self._sailrl(stage, command, "--config", str(path), "--resume", "auto")
+        latest = CheckpointManager(run_dir / "checkpoints").latest()
+        if latest is None:
+            raise RuntimeError(f"stage {stage!r} finished without a checkpoint in {run_dir}")
+        return {"model": str(latest), "run": str(run_dir)}
+
+    def _run_sft(self, stage: str, model: str, files: list[str]) -> dict[str, Any]:
+        st: SFTStage = getattr(self.cfg, stage)
+        sections = {
+            "sft": {**to_dict(st.sft), "train_files": files},
+            "learner": to_dict(st.learner),
+        }
+        return self._train(stage, "sft", model, sections)
 
     def _run_rl(self, stage: str, model: str, data: str) -> dict[str, Any]:
         st: RLStage = getattr(self.cfg, stage)
         algo = st.algo or AlgoConfig(loss="gspo" if self._is_moe(model) else "dapo")
-        spec = {
-            "model": {"path": model},
-            "run": {
-                "name": stage,
-                "dir": str(self.stage_dir(stage) / "run"),
-                "seed": self.cfg.run.seed,
-            },  # fmt: skip
+        sections = {
             # The pipeline evaluates every stage's result itself; in-loop eval only on request.
             "data": {"train": data, "eval": self.data["eval"] if st.rl.eval_every else None},
             "rl": to_dict(st.rl),
@@ -293,12 +289,7 @@ class Pipeline:
             "rewards": to_dict(_rewards(stage, st.rewards)),
             "ray": to_dict(self.cfg.ray),
         }
-        path = self.stage_dir(stage) / "stage.yaml"
-        save_yaml(spec, path)
-        self._sailrl(stage, "rl", "--config", str(path), "--resume", "auto")
-        ckpts = CheckpointManager(self.stage_dir(stage) / "run" / "checkpoints")
-        return {"model": str(ckpts.latest()), "run": str(self.stage_dir(stage) / "run"),
-                "algo": algo.loss}  # fmt: skip
+        return {**self._train(stage, "rl", model, sections), "algo": algo.loss}
 
     def _run_longcot(self, model: str) -> dict[str, Any]:
         return self._run_sft("longcot", model, [self.data["longcot"]])
