@@ -432,7 +432,9 @@ class Learner:
         ``len(input_ids)`` long, position 0 = 0.0 (see policy.batch). No gradients."""
         seqs = list(batch)
         out: list[torch.Tensor | None] = [None] * len(seqs)
-        plan = self._micro_plan(seqs) if seqs else []
+        # Collective even with no sequences: every rank must agree on the micro-batch count
+        # (a rank with none skips its passes; under ZeRO-3 give every rank at least one).
+        plan = self._micro_plan(seqs)
         self.engine.eval()
         try:
             for group in plan:

@@ -106,8 +106,10 @@ class Cluster:
 
     def logprobs(self, seqs: list) -> list:
         parts = _shards(seqs, len(self.learners))
+        # A rank without sequences still runs (collectives); give it a throw-away copy so
+        # that ZeRO-3's gathered forward passes line up too.
         refs = [
-            learner.logprobs.remote([seqs[i] for i in part])
+            learner.logprobs.remote([seqs[i] for i in part] or seqs[:1])
             for learner, part in zip(self.learners, parts)
         ]
         out: list = [None] * len(seqs)
@@ -122,6 +124,10 @@ class Cluster:
         ray.get(exports[1:])  # ranks > 0 take part in gathers and return nothing
         stats = ray.get([e.update_weights.remote(exports[0], version) for e in self.engines])
         return stats[0]
+
+    def weight_digests(self) -> list[list[float]]:
+        """One digest per learner rank (see LearnerWorker.weight_digest)."""
+        return ray.get([learner.weight_digest.remote() for learner in self.learners])
 
     def save(self, directory: str) -> None:
         ray.get([learner.save.remote(directory) for learner in self.learners])

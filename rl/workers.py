@@ -49,6 +49,12 @@ class LearnerWorker:
     def optimizer_step(self) -> int:
         return self.learner.step
 
+    def weight_digest(self) -> list[float]:
+        """Per-parameter sums of this rank's full weights (gathered under ZeRO-3), to check
+        that data-parallel ranks agree."""
+        weights = self.learner.state_dict_for_save(rank0_only=False)
+        return [float(weights[name].double().sum()) for name in sorted(weights)]
+
 
 class RolloutWorker:
     """One vLLM engine (``rollout.engine.RolloutEngine``)."""

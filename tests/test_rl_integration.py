@@ -71,6 +71,24 @@ def test_overlap_generates_one_version_ahead(tmp_path):
     assert all(r["parity/max_abs_diff"] <= 1e-3 for r in rows)
 
 
+def test_two_learner_ranks_stay_identical(tmp_path, monkeypatch):
+    from rl.actors import Cluster
+
+    digests = []
+    real_shutdown = Cluster.shutdown
+
+    def shutdown(self):
+        digests.extend(self.weight_digests())
+        real_shutdown(self)
+
+    monkeypatch.setattr(Cluster, "shutdown", shutdown)
+    rows = _run(tmp_path / "run", "rl.steps=2", "rl.num_learners=2", "learner.zero_stage=2",
+                "ray.reward_cpus=0.25")  # fmt: skip
+    assert rows[-1]["train/optimizer_steps"] >= 1
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert all(r["parity/max_abs_diff"] <= 1e-3 for r in rows)
+
+
 def test_resume_matches_uninterrupted(tmp_path):
     steps = ["rl.steps=2", "rl.save_every=1", "rl.probe_parity=false"]
     straight = _run(tmp_path / "a", *steps)

@@ -19,8 +19,8 @@ COMMAND_MODULES = [
     "rl.cli.rollout",  # sailrl rollout generate|parity
     "rl.cli.reward",  # sailrl reward score
     "rl.cli.train",  # sailrl rl / sailrl sft
-    "rl.cli.data",  # sailrl sample / sailrl filter
-    "rl.cli.pipeline",  # sailrl pipeline / sailrl demo
+    "rl.cli.data",  # sailrl eval / sample / filter
+    "rl.cli.pipeline",  # sailrl pipeline
     "rl.cli.bench",  # sailrl bench reward|rollout|rl
 ]
 
@@ -37,13 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != name:
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

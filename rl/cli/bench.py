@@ -18,13 +18,7 @@ def register(sub) -> None:
     benches = parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
     for name, (module_name, help_text) in BENCHES.items():
         bench = benches.add_parser(name, help=help_text)
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name != module_name:
-                raise
-            bench.set_defaults(func=_missing(module_name))
-            continue
+        module = importlib.import_module(module_name)
         module.add_arguments(bench)
         bench.add_argument("--json-out", help="also write the numbers to this JSON file")
         bench.set_defaults(func=_runner(module))
@@ -39,12 +33,5 @@ def _runner(module):
             with open(args.json_out, "w") as fh:
                 fh.write(text + "\n")
         return 0
-
-    return run
-
-
-def _missing(module_name):
-    def run(args) -> int:
-        raise SystemExit(f"sailrl: benchmark module {module_name} is not available in this build")
 
     return run
