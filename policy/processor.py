@@ -259,6 +259,18 @@ class SAILVLProcessor:
         text = build_chat_text(messages)
         return expand_image_markers(text, tiles_per_image, self.num_image_token)
 
+    def text_ids(self, text: str, tiles_per_image: Sequence[int]) -> list[int]:
+        """Token ids of an expanded prompt text, checked against its images' tile counts."""
+        input_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        found = sum(1 for t in input_ids if t == self.img_context_token_id)
+        expected = sum(tiles_per_image) * self.num_image_token
+        if found != expected:
+            raise ValueError(
+                f"prompt tokenises to {found} <IMG_CONTEXT> tokens but its images need "
+                f"{expected}; remove <IMG_CONTEXT>/<img> from the prompt text"
+            )
+        return list(input_ids)
+
     def process(
         self,
         prompt: str | Sequence[dict[str, Any]],
@@ -269,15 +281,8 @@ class SAILVLProcessor:
         pixels = [image_to_pixel_values(image, self.settings) for image in images]
         tiles = tuple(p.shape[0] for p in pixels)
         text = self.prompt_text(prompt, tiles, mode)
-        input_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        found = sum(1 for t in input_ids if t == self.img_context_token_id)
-        expected = sum(tiles) * self.num_image_token
-        if found != expected:
-            raise ValueError(
-                f"prompt tokenises to {found} <IMG_CONTEXT> tokens but its images need "
-                f"{expected}; does the prompt text itself contain <IMG_CONTEXT>?"
-            )
+        input_ids = self.text_ids(text, tiles)
         pixel_values = torch.cat(pixels) if pixels else None
-        return ProcessedPrompt(list(input_ids), pixel_values, tiles, text)
+        return ProcessedPrompt(input_ids, pixel_values, tiles, text)
 
     __call__ = process
