@@ -21,7 +21,6 @@ from rl.actors import Cluster
 from rl.algos import BatchFiller
 from rl.batching import Group, group_metrics, shaped_rewards, train_sequences
 from rl.checkpoint import CheckpointManager, read_state
-from rl.config import ConfigError
 from rl.evaluation import evaluate
 from rl.experiment import ExperimentConfig
 from rl.loss import RLLoss
@@ -37,23 +36,6 @@ class ActorFailure(RuntimeError):
     """An actor died mid-run; the run can resume from its last checkpoint."""
 
 
-def prepare_model(cfg: ExperimentConfig, run_dir: Path) -> str:
-    """The starting checkpoint dir: ``model.path``, or a fresh ``model.preset`` build."""
-    from policy.checkpoint import CheckpointError, init_checkpoint, load_config
-
-    if cfg.model.path:
-        try:
-            load_config(cfg.model.path)  # fail here, with the path, not inside an actor
-        except CheckpointError as err:
-            raise ConfigError(f"model.path: {err}") from err
-        return cfg.model.path
-
-    target = run_dir / "init-model"
-    if not (target / "config.json").exists():
-        init_checkpoint(cfg.model.preset, target, seed=cfg.model.seed, **cfg.model.overrides)
-    return str(target)
-
-
 def run_rl(cfg: ExperimentConfig, resume: str | None = None) -> Path:
     """Train; returns the run directory. ``resume``: None, "auto" or a checkpoint dir."""
     run_dir = cfg.run.path
@@ -61,7 +43,7 @@ def run_rl(cfg: ExperimentConfig, resume: str | None = None) -> Path:
     random.seed(cfg.run.seed)
     ckpts = CheckpointManager(run_dir / "checkpoints", keep=cfg.rl.keep_checkpoints)
     start = _resume_point(ckpts, resume)
-    model_dir = prepare_model(cfg, run_dir)
+    model_dir = cfg.model.prepare(run_dir)
     cluster = Cluster(cfg, model_dir)
     try:
         with RunLog(run_dir, cfg) as runlog:

@@ -54,6 +54,22 @@ class ModelSource:
         if bool(self.path) == bool(self.preset):
             raise ValueError("model: set exactly one of model.path (a checkpoint) or model.preset")
 
+    def prepare(self, run_dir: Path) -> str:
+        """The starting checkpoint dir: ``path`` (checked here, so a bad one fails before any
+        actor starts), or a fresh ``preset`` build in ``<run_dir>/init-model`` (made once)."""
+        from policy.checkpoint import CheckpointError, init_checkpoint, load_config
+
+        if self.path:
+            try:
+                load_config(self.path)
+            except CheckpointError as err:
+                raise ConfigError(f"model.path: {err}") from err
+            return self.path
+        target = run_dir / "init-model"
+        if not (target / "config.json").exists():
+            init_checkpoint(self.preset, target, seed=self.seed, **self.overrides)
+        return str(target)
+
 
 @dataclass
 class DataConfig:
@@ -77,11 +93,9 @@ class DataConfig:
         """Generate the synthetic data if asked (once) and fill in the paths."""
         if self.synthetic is None:
             return self
-        from rl.tasks import write_dataset
+        from rl.tasks import ensure_dataset
 
-        target = run_dir / "data"
-        if not (target / "manifest.json").exists():
-            write_dataset(self.synthetic, target)
+        target = ensure_dataset(self.synthetic, run_dir / "data")
         return replace(
             self,
             train=self.train or str(target / "rl.jsonl"),

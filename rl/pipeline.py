@@ -186,7 +186,7 @@ class Pipeline:
     # -- stages ----------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         self.data = self._prepare_data()
-        model = self._initial_model()
+        model = self.cfg.model.prepare(self.root)
         results: dict[str, Any] = {"initial": {"model": model}}
         for stage in STAGES:
             if stage == "filter" and not self.cfg.filter.enabled:
@@ -216,11 +216,9 @@ class Pipeline:
         d = self.cfg.data
         paths = {k: getattr(d, k) for k in ("longcot", "direct", "rl", "rl_mixed", "eval")}
         if d.synthetic is not None:
-            from rl.tasks import write_dataset
+            from rl.tasks import ensure_dataset
 
-            target = self.root / "data"
-            if not (target / "manifest.json").exists():
-                write_dataset(d.synthetic, target)
+            target = ensure_dataset(d.synthetic, self.root / "data")
             generated = {"longcot": "sft_think.jsonl", "direct": "sft_direct.jsonl",
                          "rl": "rl.jsonl", "eval": "eval.jsonl"}  # fmt: skip
             for key, name in generated.items():
@@ -233,17 +231,6 @@ class Pipeline:
             if path and not Path(path).is_file():
                 raise ConfigError(f"data.{key}: {path} does not exist")
         return paths
-
-    def _initial_model(self) -> str:
-        if self.cfg.model.path:
-            return self.cfg.model.path
-        from policy.checkpoint import init_checkpoint
-
-        target = self.root / "init-model"
-        if not (target / "config.json").exists():
-            m = self.cfg.model
-            init_checkpoint(m.preset, target, seed=m.seed, **m.overrides)
-        return str(target)
 
     def _is_moe(self, model: str) -> bool:
         from policy.checkpoint import load_config as load_model_config

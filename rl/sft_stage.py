@@ -44,7 +44,6 @@ def run_sft(cfg: SFTExperiment, resume: str | None = None) -> Path:
     """Train the stage; returns the run directory (its latest checkpoint is the result)."""
     from policy.learner import Learner
     from policy.processor import SAILVLProcessor
-    from rl.driver import prepare_model
     from sft.data import SFTStream, load_sft_examples
     from sft.train import SFTState, learner_config_for, plan_total_steps, train
 
@@ -53,7 +52,7 @@ def run_sft(cfg: SFTExperiment, resume: str | None = None) -> Path:
     start = None
     if resume:
         start = ckpts.latest() if resume == "auto" else Path(resume)
-    model_dir = prepare_model(cfg, run_dir)
+    model_dir = cfg.model.prepare(run_dir)
     s = cfg.sft
     stream = SFTStream(
         load_sft_examples(s.train_files), s.mode, s.seed, s.cot_fraction, s.fusion_epoch_size

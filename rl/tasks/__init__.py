@@ -10,6 +10,7 @@ from rl.tasks.dataset import (
     SPLITS,
     DatasetManifest,
     direct_response,
+    ensure_dataset,
     generate_split,
     think_response,
     write_dataset,
@@ -30,5 +31,6 @@ __all__ = [
     "make_task",
     "render",
     "think_response",
+    "ensure_dataset",
     "write_dataset",
 ]

@@ -165,3 +165,12 @@ def write_dataset(cfg: TaskConfig, out_dir: str | Path) -> DatasetManifest:
     manifest = DatasetManifest(str(root), files, counts, asdict(cfg))
     (root / "manifest.json").write_text(json.dumps(asdict(manifest), indent=2) + "\n")
     return manifest
+
+
+def ensure_dataset(cfg: TaskConfig, out_dir: str | Path) -> Path:
+    """``out_dir``, with the dataset of ``cfg`` written there unless it already is (a run
+    that resumes reuses the data it started with)."""
+    root = Path(out_dir)
+    if not (root / "manifest.json").exists():
+        write_dataset(cfg, root)
+    return root
