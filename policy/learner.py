@@ -457,9 +457,13 @@ class Learner:
         return any(not p.requires_grad for p in self.module.parameters())
 
     def export_weights(
-        self, bucket_bytes: int = DEFAULT_BUCKET_BYTES, *, trainable_only: bool | None = None
+        self,
+        bucket_bytes: int = DEFAULT_BUCKET_BYTES,
+        *,
+        trainable_only: bool | None = None,
+        device: torch.device | str = "cpu",
     ) -> Iterator[list[tuple[str, torch.Tensor]]]:
-        """Yield buckets of (public SAIL-VL2 name, detached CPU tensor), each at most
+        """Yield buckets of (public SAIL-VL2 name, detached copy on ``device``), each at most
         ``bucket_bytes`` unless it is one oversized tensor. ``trainable_only`` None: only the
         trainable parameters when part of the model is frozen. Collective under ZeRO-3."""
         if trainable_only is None:
@@ -469,6 +473,7 @@ class Learner:
             bucket_bytes,
             trainable_only=trainable_only,
             zero3=self.config.zero_stage == 3,
+            device=device,
         ):
             public = self._public_names(bucket)
             sizes = [(str(i), t.numel() * t.element_size()) for i, (_, t) in enumerate(public)]

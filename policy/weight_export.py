@@ -48,12 +48,14 @@ def export_buckets(
     trainable_only: bool = False,
     zero3: bool = False,
     dtype: torch.dtype | None = None,
+    device: torch.device | str = "cpu",
 ) -> Iterator[list[tuple[str, torch.Tensor]]]:
-    """Yield lists of (name, detached CPU tensor) covering the module's parameters.
+    """Yield lists of (name, detached copy on ``device``) covering the module's parameters.
 
     ``trainable_only`` skips parameters with requires_grad False (a frozen vision tower never
     changes, so it need not be re-sent). ``zero3``: gather each bucket's shards first
     (collective, see module docstring). ``dtype``: cast on the way out (None keeps it).
+    ``device``: where the copies go (a GPU for an NCCL broadcast; CPU for Ray's object store).
     """
     params = {
         name: p for name, p in module.named_parameters() if p.requires_grad or not trainable_only
@@ -65,15 +67,12 @@ def export_buckets(
             import deepspeed  # deferred: importing DeepSpeed is slow and only needed here
 
             with deepspeed.zero.GatheredParameters(group, modifier_rank=None):
-                bucket = [(n, _to_cpu(p, dtype)) for n, p in zip(names, group)]
+                bucket = [(n, _copy(p, dtype, device)) for n, p in zip(names, group)]
         else:
-            bucket = [(n, _to_cpu(p, dtype)) for n, p in zip(names, group)]
+            bucket = [(n, _copy(p, dtype, device)) for n, p in zip(names, group)]
         yield bucket
 
 
-def _to_cpu(param: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
-    t = param.detach()
-    if dtype is not None and t.dtype != dtype:
-        t = t.to(dtype)
+def _copy(param: torch.Tensor, dtype: torch.dtype | None, device) -> torch.Tensor:
     # always a copy: the caller must never alias live (or soon re-partitioned) storage
-    return t.to("cpu", copy=True)
+    return param.detach().to(device=device, dtype=dtype or param.dtype, copy=True)

@@ -64,8 +64,34 @@ class Cluster:
         # Held-out evaluation always scores answer + format (comparable across stages).
         self.eval_rewards = reward_actor.remote(eval_rewards(cfg.rewards))
         # Fail here, not mid-step, if an actor cannot start (bad checkpoint, no memory).
-        ray.get([e.weight_version.remote() for e in self.engines])
+        transports = set(ray.get([e.weight_transport.remote() for e in self.engines]))
         ray.get([learner.optimizer_step.remote() for learner in self.learners])
+        (self.transport,) = transports
+        if self.transport != "local":
+            self._open_weight_channel(cfg.rollout.weight_sync_timeout_s)
+
+    def _open_weight_channel(self, timeout_s: float) -> None:
+        """Learner rank 0 hosts a broadcast group; every engine worker joins it."""
+        host, port = ray.get(self.learners[0].weight_channel_address.remote())
+        sizes = ray.get([e.num_workers.remote() for e in self.engines])
+        world = 1 + sum(sizes)
+        offsets = [1 + sum(sizes[:i]) for i in range(len(sizes))]
+        ray.get(
+            [
+                self.learners[0].open_weight_channel.remote(
+                    self.transport, host, port, world, timeout_s
+                ),
+                *(
+                    e.open_weight_channel.remote(
+                        self.transport, host, port, offset, world, timeout_s
+                    )
+                    for e, offset in zip(self.engines, offsets)
+                ),
+            ]
+        )
+        log.info(
+            "weight sync: %s broadcast group of %d at %s:%d", self.transport, world, host, port
+        )
 
     # -- rollout ---------------------------------------------------------------------------
     def launch_generate(self, requests: list, sampling: Any) -> list:
@@ -119,7 +145,17 @@ class Cluster:
         return out
 
     def sync_weights(self, version: int, bucket_bytes: int) -> dict[str, float]:
-        """Learner weights -> every engine, tagged ``version``; the driver never holds them."""
+        """Learner weights -> every engine, tagged ``version``; the driver never holds them.
+        Broadcast transports (nccl, gloo): learner rank 0 sends while the engines receive;
+        otherwise buckets travel as Ray objects."""
+        if self.transport != "local":
+            sends = [learner.broadcast_weights.remote(bucket_bytes) for learner in self.learners]
+            receives = [e.receive_weights.remote(version) for e in self.engines]
+            pending = [*sends, *receives]
+            while pending:  # the first failure (a dead actor, too) surfaces at once
+                done, pending = ray.wait(pending, num_returns=1)
+                ray.get(done)
+            return ray.get(receives[0])
         exports = [learner.export_weights.remote(bucket_bytes) for learner in self.learners]
         ray.get(exports[1:])  # ranks > 0 take part in gathers and return nothing
         stats = ray.get([e.update_weights.remote(exports[0], version) for e in self.engines])

@@ -21,19 +21,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompts", type=int, default=8, help="prompts per step")
     parser.add_argument("--group-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--weight-transfer", default="auto",
+                        choices=["auto", "local", "nccl", "gloo"],
+                        help="how weights reach the engine (rollout.weight_transfer)")  # fmt: skip
 
 
 def step_report(row: dict[str, Any], samples: int) -> dict[str, Any]:
     """Phase seconds and tokens/s of one metrics row.
 
     >>> r = step_report({"time/generate": 2.0, "time/train": 1.0, "time/step": 4.0,
-    ...                  "response/length_mean": 10.0, "train/tokens_per_s": 500.0}, 8)
-    >>> r["generate_tokens_per_s"], r["seconds"]["train"]
-    (40.0, 1.0)
+    ...                  "response/length_mean": 10.0, "train/tokens_per_s": 500.0,
+    ...                  "sync/bytes": 4e8, "time/sync": 0.5}, 8)
+    >>> r["generate_tokens_per_s"], r["seconds"]["train"], r["sync_seconds_per_gb"]
+    (40.0, 1.0, 1.25)
     """
     seconds = {p: round(row.get(f"time/{p}", 0.0), 3) for p in PHASES}
     generated = row.get("response/length_mean", 0.0) * samples
     gen_time = row.get("time/generate", 0.0)
+    sync_gb = row.get("sync/bytes", 0.0) / 1e9
     return {
         "seconds": seconds,
         "generated_tokens": generated,
@@ -42,6 +47,9 @@ def step_report(row: dict[str, Any], samples: int) -> dict[str, Any]:
         "step_tokens_per_s": round(generated / row["time/step"], 1)
         if row.get("time/step")
         else None,
+        "sync_gb": round(sync_gb, 4),
+        # the whole sync phase (export, transfer, load) per GB of weights
+        "sync_seconds_per_gb": round(row["time/sync"] / sync_gb, 3) if sync_gb else None,
     }
 
 
@@ -63,6 +71,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     f"rl.prompts_per_step={args.prompts}", f"rl.group_size={args.group_size}",
                     f"rl.max_new_tokens={args.max_new_tokens}", "rl.probe_parity=false",
                     "algo.dynamic_sampling=false", "learner.lr=1e-5",
+                    f"rollout.weight_transfer={args.weight_transfer}",
                 ])  # fmt: skip
                 run_rl(cfg)
                 last = read_metrics(tmp)[-1]
@@ -74,4 +83,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         ray.shutdown()
     return {"bench": "rl", "prompts_per_step": args.prompts, "group_size": args.group_size,
-            "max_new_tokens": args.max_new_tokens, "models": results}  # fmt: skip
+            "max_new_tokens": args.max_new_tokens, "weight_transfer": args.weight_transfer,
+            "models": results}  # fmt: skip

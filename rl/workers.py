@@ -28,6 +28,7 @@ class LearnerWorker:
 
         self.rank = rank
         self.learner = Learner.from_pretrained(model_dir, config)
+        self.channel = None  # rank 0's end of the weight broadcast (rollout.broadcast)
 
     def train_step(self, seqs: list, loss_fn: Any) -> dict[str, float]:
         return self.learner.train_step(seqs, loss_fn)
@@ -39,6 +40,39 @@ class LearnerWorker:
         """Buckets of (public name, tensor) on rank 0; [] elsewhere (collective on ZeRO-3)."""
         buckets = list(self.learner.export_weights(bucket_bytes))
         return buckets if self.rank == 0 else []
+
+    def weight_channel_address(self) -> tuple[str, int]:
+        """Where this rank can host the weight broadcast group: node address, free port."""
+        import ray
+
+        from rl.topology import free_port
+
+        host = ray.util.get_node_ip_address()
+        return host, free_port(host)
+
+    def open_weight_channel(
+        self, transport: str, host: str, port: int, world_size: int, timeout_s: float
+    ) -> None:
+        """Rank 0: host the broadcast group (returns once every engine worker has joined)."""
+        from rollout.broadcast import Channel
+
+        self.channel = Channel(transport, host, port, 0, world_size, timeout_s)
+
+    def broadcast_weights(self, bucket_bytes: int) -> dict[str, float]:
+        """Rank 0 broadcasts every bucket to the engines; other ranks only join the export
+        (a collective under ZeRO-3)."""
+        from rollout.broadcast import send_stream
+
+        device = self.channel.device if self.channel is not None else "cpu"
+        buckets = self.learner.export_weights(bucket_bytes, device=device)
+        if self.rank != 0:
+            for _ in buckets:
+                pass
+            return {}
+        if self.channel is None:
+            raise RuntimeError("no weight channel: open_weight_channel() first")
+        stats = send_stream(self.channel, buckets)
+        return {"sync/bytes": float(stats.num_bytes), "sync/buckets": float(stats.num_buckets)}
 
     def save(self, directory: str) -> None:
         self.learner.save(directory)
@@ -68,18 +102,37 @@ class RolloutWorker:
         return self.engine.generate(requests, sampling)
 
     def update_weights(self, buckets: list, version: int) -> dict[str, float]:
-        stats = self.engine.update_weights(buckets, version)
-        return {
-            "sync/seconds": stats.seconds,
-            "sync/bytes": float(stats.num_bytes),
-            "sync/buckets": float(stats.num_buckets),
-        }
+        return _sync_metrics(self.engine.update_weights(buckets, version))
+
+    def weight_transport(self) -> str:
+        """How weights reach this engine: "local" (buckets as objects), "nccl" or "gloo"."""
+        return self.engine.weight_backend
+
+    def open_weight_channel(
+        self, transport: str, host: str, port: int, rank_offset: int, world: int, timeout_s: float
+    ) -> int:
+        self.engine.open_weight_channel(transport, host, port, rank_offset, world, timeout_s)
+        return self.engine.num_workers
+
+    def num_workers(self) -> int:
+        return self.engine.num_workers
+
+    def receive_weights(self, version: int) -> dict[str, float]:
+        return _sync_metrics(self.engine.receive_weights(version))
 
     def weight_version(self) -> int:
         return self.engine.weight_version
 
     def shutdown(self) -> None:
         self.engine.shutdown()
+
+
+def _sync_metrics(stats: Any) -> dict[str, float]:
+    return {
+        "sync/seconds": stats.seconds,
+        "sync/bytes": float(stats.num_bytes),
+        "sync/buckets": float(stats.num_buckets),
+    }
 
 
 class RewardWorker:

@@ -13,8 +13,11 @@ class RolloutConfig:
     ``dtype`` "float32" is what parity checks need; "auto" takes the checkpoint's dtype.
     ``in_process`` runs the engine core and worker in this process (no extra processes: a
     quick start, and weight buckets are handed over without copies); the default on CPU.
-    ``weight_transfer`` "auto" picks "nccl" on CUDA and "local" (in-process buckets)
-    elsewhere. ``kv_cache_gib`` sizes the CPU KV cache; ``gpu_memory_utilization`` the GPU's.
+    ``weight_transfer``: how the RL loop ships weights to this engine. "nccl": learner rank 0
+    broadcasts over NCCL (CUDA only); "gloo": the same broadcast over TCP; "local": buckets
+    travel as Ray objects and are handed over in-process; "auto": "nccl" on CUDA, "local"
+    elsewhere. ``weight_sync_timeout_s`` bounds a gloo broadcast (NCCL has no timeout).
+    ``kv_cache_gib`` sizes the CPU KV cache; ``gpu_memory_utilization`` the GPU's.
     """
 
     model: str = ""  # the checkpoint dir; RL stages fill it in from model.path
@@ -31,7 +34,8 @@ class RolloutConfig:
     enable_prefix_caching: bool = True
     kv_cache_gib: float = 1.0
     gpu_memory_utilization: float = 0.5
-    weight_transfer: Literal["auto", "local", "nccl"] = "auto"
+    weight_transfer: Literal["auto", "local", "nccl", "gloo"] = "auto"
+    weight_sync_timeout_s: float = 600.0
     enable_sleep_mode: bool = False
     seed: int = 0
 
@@ -44,5 +48,7 @@ class RolloutConfig:
             raise ValueError(
                 f"gpu_memory_utilization={self.gpu_memory_utilization} must be in (0, 1]"
             )
+        if self.weight_sync_timeout_s <= 0:
+            raise ValueError(f"weight_sync_timeout_s={self.weight_sync_timeout_s} must be > 0")
         if self.max_images_per_prompt < 0:
             raise ValueError(f"max_images_per_prompt={self.max_images_per_prompt} must be >= 0")

@@ -6,6 +6,11 @@ Ray-free: the rl package wraps it in an actor. Typical use::
     result = engine.generate([RolloutRequest("q1", "What is 2+3?")], SamplingSettings(n=4))
     engine.update_weights([bucket1, bucket2], version=1)   # buckets of (policy name, tensor)
 
+or, when learner rank 0 broadcasts (``rollout.broadcast``; NCCL on CUDA, gloo on CPU)::
+
+    engine.open_weight_channel("nccl", host, port, rank_offset=1, world_size=2)
+    engine.receive_weights(version=1)   # while rank 0 runs rollout.broadcast.send_stream
+
 Scripts that build an engine need an ``if __name__ == "__main__":`` guard when vLLM runs out
 of process (it spawns). ``in_process=True`` (the default) avoids extra processes.
 """
@@ -15,7 +20,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +79,7 @@ class RolloutEngine:
 
         from policy.checkpoint import load_config, load_tokenizer
         from policy.processor import SAILVLProcessor
-        from rollout.plugin import LOCAL_BACKEND, register
+        from rollout.plugin import WEIGHT_TRANSFER_BACKEND, register
 
         register()
         self.config = config
@@ -93,6 +98,11 @@ class RolloutEngine:
         backend = config.weight_transfer
         if backend == "auto":
             backend = "nccl" if self.is_cuda else "local"
+        if backend == "nccl" and not self.is_cuda:
+            raise RuntimeError(
+                "weight_transfer 'nccl' needs CUDA GPUs; on this machine use 'gloo' "
+                "(broadcast over TCP) or 'local' (buckets through Ray's object store)"
+            )
         self.weight_backend = backend
         kwargs: dict[str, Any] = {}
         if self.is_cuda:
@@ -120,7 +130,7 @@ class RolloutEngine:
             # Logprobs of the raw model distribution (temperature 1, no top-p): the
             # quantity the learner recomputes for importance ratios.
             logprobs_mode="raw_logprobs",
-            weight_transfer_config={"backend": LOCAL_BACKEND if backend == "local" else "nccl"},
+            weight_transfer_config={"backend": WEIGHT_TRANSFER_BACKEND},
             **kwargs,
         )
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
@@ -131,8 +141,6 @@ class RolloutEngine:
         self._pending: dict[str, Any] | None = None
         self._partial_update: int | None = None
         self._asleep = False
-        if backend == "local":
-            self.llm.collective_rpc("init_weight_transfer_engine", args=({},))
 
     # -- sampling -------------------------------------------------------------------------
     def sampling_params(self, sampling: SamplingSettings, request_index: int = 0):
@@ -193,11 +201,6 @@ class RolloutEngine:
                 f"weight version {version!r} must be an int greater than the current "
                 f"version {self.weight_version}"
             )
-        if self.weight_backend != "local":
-            raise NotImplementedError(
-                "on CUDA the learner broadcasts over NCCL: drive the update with "
-                "rollout.nccl_sync (init_nccl / receive_nccl_bucket)"
-            )
         self.llm.collective_rpc("start_weight_update")
         self._pending = {
             "version": version,
@@ -247,6 +250,59 @@ class RolloutEngine:
         for bucket in buckets:
             self.push_weight_bucket(bucket)
         return self.finish_weight_update()
+
+    @property
+    def num_workers(self) -> int:
+        """vLLM workers of this engine: each takes one rank of the broadcast group."""
+        return self.llm.llm_engine.vllm_config.parallel_config.world_size
+
+    def open_weight_channel(
+        self,
+        transport: str,
+        master_address: str,
+        master_port: int,
+        rank_offset: int,
+        world_size: int,
+        timeout_s: float = 600.0,
+    ) -> None:
+        """Join the broadcast group that learner rank 0 hosts at ``master_address:port``
+        (ranks ``rank_offset`` .. ``rank_offset + num_workers - 1``). Blocks until every
+        member has joined, so the sender must open its side concurrently."""
+        info = {
+            "transport": transport,
+            "master_address": master_address,
+            "master_port": master_port,
+            "rank_offset": rank_offset,
+            "world_size": world_size,
+            "timeout_s": timeout_s,
+        }
+        self.llm.collective_rpc("init_weight_transfer_engine", args=(info,))
+
+    def receive_weights(self, version: int) -> WeightUpdateStats:
+        """Receive one whole update broadcast by learner rank 0 (which must be sending it
+        concurrently with ``rollout.broadcast.send_stream``), then bump to ``version``.
+
+        If the update fails part-way (a bad name, the sender aborting) the engine refuses to
+        generate until a complete update arrives, as with :meth:`update_weights`."""
+        from rollout.weight_transfer import last_receive_report
+
+        self.begin_weight_update(version)
+        try:
+            self.llm.collective_rpc("update_weights", args=({},))
+        except BaseException:
+            # The worker has already closed its session and restored every layer's format.
+            self._partial_update = version
+            self._pending = None
+            self._reset_caches()
+            raise
+        report = self.llm.collective_rpc(last_receive_report)[0]
+        stats = self.finish_weight_update()
+        return replace(
+            stats,
+            num_tensors=report.stats.num_tensors,
+            num_bytes=report.stats.num_bytes,
+            num_buckets=report.stats.num_buckets,
+        )
 
     def _abort_update(self) -> None:
         # Finishing restores every layer that received nothing to its previous tensors; if

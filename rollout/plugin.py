@@ -5,14 +5,15 @@ after ``pip install sailrl`` a plain ``vllm.LLM(model=<sailrl checkpoint>)`` wor
 idempotent and cheap: it registers
 - the ``sailvl`` config class with transformers' AutoConfig (vLLM reads config.json with it),
 - the ``SAILVLModel`` architecture, imported lazily by vLLM when a model needs it,
-- the ``sailrl_local`` weight-transfer backend (in-process weight buckets, CPU and tests).
+- the ``sailrl`` weight-transfer backend (buckets handed over in-process, or broadcast by
+  learner rank 0 over NCCL or gloo).
 """
 
 from __future__ import annotations
 
 ARCHITECTURE = "SAILVLModel"
 MODEL_CLASS = "rollout.vllm_model:SAILVLForVLLM"
-LOCAL_BACKEND = "sailrl_local"
+WEIGHT_TRANSFER_BACKEND = "sailrl"
 
 
 def register() -> None:
@@ -28,7 +29,7 @@ def register() -> None:
         ModelRegistry.register_model(ARCHITECTURE, MODEL_CLASS)
     try:
         WeightTransferEngineFactory.register_engine(
-            LOCAL_BACKEND, "rollout.weight_transfer", "LocalWeightTransferEngine"
+            WEIGHT_TRANSFER_BACKEND, "rollout.weight_transfer", "SailrlWeightTransferEngine"
         )
     except ValueError as err:  # registered by an earlier call in this process
         if "already registered" not in str(err):

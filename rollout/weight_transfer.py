@@ -1,9 +1,15 @@
-"""Receiving half of weight sync, inside vLLM's worker: the ``sailrl_local`` backend of
-vLLM's weight-transfer API.
+"""Receiving half of weight sync, inside vLLM's worker: the ``sailrl`` backend of vLLM's
+weight-transfer API. Buckets of (``policy/`` name, tensor) reach it in two ways:
 
-Every backend (this one, and vLLM's ``nccl`` on CUDA machines) runs the same lifecycle the
-worker drives: ``start_weight_update`` -> ``update_weights`` once per bucket ->
-``finish_weight_update``. Checkpoint-format weights go through vLLM's layerwise reload, which
+- handed over in-process, one ``update_weights`` call per bucket (the ``local`` transport:
+  CPU, tests, the CLI's parity check, and RL runs that ship buckets through Ray's object
+  store);
+- broadcast by learner rank 0 over NCCL (CUDA) or gloo, in the self-describing stream of
+  ``rollout.broadcast``: after ``init_weight_transfer_engine`` has opened the channel, one
+  ``update_weights`` call receives buckets until the sender's END.
+
+Both run inside the lifecycle the worker drives: ``start_weight_update`` ->
+``update_weights`` ... -> ``finish_weight_update``. Checkpoint-format weights go through vLLM's layerwise reload, which
 restores each layer's loading format, loads, re-runs the platform's post-processing (the CPU
 backend repacks linear and MoE weights) and copies the result into the live tensors, so
 calling ``load_weights`` again on a loaded model is never needed.
@@ -23,7 +29,8 @@ reloaded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import torch
 from vllm.distributed.weight_transfer import WeightTransferEngine
@@ -33,26 +40,44 @@ from vllm.model_executor.model_loader.reload import (
     initialize_layerwise_reload,
 )
 
+from rollout.broadcast import Channel, StreamStats, receive_stream
 from rollout.weight_names import vllm_target
 
 
 @dataclass
-class LocalInitInfo(WeightTransferInitInfo):
-    """Nothing to set up: buckets arrive as in-process tensors."""
+class ChannelInfo(WeightTransferInitInfo):
+    """Where learner rank 0 hosts the broadcast group; this engine's workers take ranks
+    ``rank_offset + worker rank``."""
+
+    transport: str
+    master_address: str
+    master_port: int
+    rank_offset: int
+    world_size: int
+    timeout_s: float = 600.0
 
 
 @dataclass
-class LocalBucketUpdateInfo(WeightTransferUpdateInfo):
-    """One bucket: (policy name, tensor) pairs."""
+class BucketInfo(WeightTransferUpdateInfo):
+    """One in-process bucket of (policy name, tensor) pairs; None: receive the broadcast
+    stream of a whole update from the open channel."""
 
-    named_tensors: list[tuple[str, torch.Tensor]]
+    named_tensors: list[tuple[str, torch.Tensor]] | None = None
 
 
-class LocalWeightTransferEngine(WeightTransferEngine[LocalInitInfo, LocalBucketUpdateInfo]):
-    """Loads buckets of named tensors handed over in-process (collective_rpc)."""
+@dataclass
+class ReceiveReport:
+    """What the last broadcast update brought (read back by the engine after it)."""
 
-    init_info_cls = LocalInitInfo
-    update_info_cls = LocalBucketUpdateInfo
+    stats: StreamStats = field(default_factory=StreamStats)
+    seconds: float = 0.0
+
+
+class SailrlWeightTransferEngine(WeightTransferEngine[ChannelInfo, BucketInfo]):
+    """Loads buckets through vLLM's layerwise reload, only for the parts they touch."""
+
+    init_info_cls = ChannelInfo
+    update_info_cls = BucketInfo
     supports_draft_weight_update = False
 
     def __init__(self, config, vllm_config, device, model) -> None:
@@ -60,9 +85,22 @@ class LocalWeightTransferEngine(WeightTransferEngine[LocalInitInfo, LocalBucketU
         self._reloading: list[str] = []
         self._expert_layers: set[str] = set()
         self.loaded_names: set[str] = set()
+        self.channel: Channel | None = None
+        self.report = ReceiveReport()
 
-    def init_transfer_engine(self, init_info: LocalInitInfo) -> None:
-        """No channel to open."""
+    def init_transfer_engine(self, init_info: ChannelInfo) -> None:
+        """Join learner rank 0's broadcast group (blocks until every member has joined)."""
+        if self.channel is not None:
+            raise RuntimeError("the weight-sync channel is already open")
+        self.channel = Channel(
+            init_info.transport,
+            init_info.master_address,
+            init_info.master_port,
+            rank=init_info.rank_offset + self.parallel_config.rank,
+            world_size=init_info.world_size,
+            timeout_s=init_info.timeout_s,
+            device=self.device if init_info.transport == "nccl" else None,
+        )
 
     def start_weight_update(self) -> None:
         self._reloading = []
@@ -73,21 +111,37 @@ class LocalWeightTransferEngine(WeightTransferEngine[LocalInitInfo, LocalBucketU
         # The base class synchronises the accelerator, which raises on CPU-only hosts.
         self.receive_weights(self.parse_update_info(update_info))
 
-    def receive_weights(self, update_info: LocalBucketUpdateInfo) -> None:
+    def receive_weights(self, update_info: BucketInfo) -> None:
+        if update_info.named_tensors is not None:
+            self.load(update_info.named_tensors)
+            return
+        if self.channel is None:
+            raise RuntimeError("no weight-sync channel: open it (init_weight_transfer_engine)")
+        start = time.perf_counter()
+        try:
+            stats = receive_stream(self.channel, self.load)
+        except BaseException:
+            # The worker drops the session on error: leave every layer in its live format.
+            self.finish_weight_update()
+            raise
+        self.report = ReceiveReport(stats, time.perf_counter() - start)
+
+    def load(self, named_tensors: list[tuple[str, torch.Tensor]]) -> None:
+        """Load one bucket (names checked first: an unknown name loads nothing)."""
         config = self.model_config.hf_config
         kept = []
-        for name, tensor in update_info.named_tensors:
+        for name, tensor in named_tensors:
             target = vllm_target(name, config)  # also rejects unknown names
             if target is None:
                 continue
             if ".experts." in target.param:
                 self._expert_layers.add(target.param.rsplit(".", 1)[0])
-            part = name.split(".", 1)[0]
+            kept.append((name, tensor))
+        for part in dict.fromkeys(name.split(".", 1)[0] for name, _ in kept):
             if part not in self._reloading:
                 initialize_layerwise_reload(getattr(self.model, part))
                 self._reloading.append(part)
-            kept.append((name, tensor.to(self.device)))
-        self.model.load_weights(kept)
+        self.model.load_weights([(name, tensor.to(self.device)) for name, tensor in kept])
         self.loaded_names.update(name for name, _ in kept)
 
     def finish_weight_update(self) -> None:
@@ -99,7 +153,14 @@ class LocalWeightTransferEngine(WeightTransferEngine[LocalInitInfo, LocalBucketU
         self._expert_layers = set()
 
     def shutdown(self) -> None:
-        """Nothing to release."""
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+
+
+def last_receive_report(worker) -> ReceiveReport:
+    """collective_rpc target: the broadcast engine's report of the last update it received."""
+    return worker.weight_transfer_engine.report
 
 
 def _rerun_experts_hook(layer: torch.nn.Module) -> None:

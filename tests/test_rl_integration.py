@@ -89,6 +89,32 @@ def test_two_learner_ranks_stay_identical(tmp_path, monkeypatch):
     assert all(r["parity/max_abs_diff"] <= 1e-3 for r in rows)
 
 
+def test_broadcast_sync_reaches_every_engine(tmp_path, monkeypatch):
+    """Weights go by broadcast (gloo here, NCCL on GPUs) from learner rank 0 to two engines,
+    while rank 1 only joins the export."""
+    import ray
+
+    from rl.actors import Cluster
+
+    seen = {}
+    real_shutdown = Cluster.shutdown
+
+    def shutdown(self):
+        seen["transport"] = self.transport
+        seen["versions"] = ray.get([e.weight_version.remote() for e in self.engines])
+        seen["digests"] = self.weight_digests()
+        real_shutdown(self)
+
+    monkeypatch.setattr(Cluster, "shutdown", shutdown)
+    rows = _run(tmp_path / "run", "rl.steps=2", "rl.num_learners=2", "learner.zero_stage=2",
+                "rl.num_rollout_engines=2", "rollout.weight_transfer=gloo",
+                "ray.rollout_cpus=0.5", "ray.reward_cpus=0.25")  # fmt: skip
+    assert seen["transport"] == "gloo" and seen["versions"] == [2, 2]
+    assert seen["digests"][0] == seen["digests"][1]
+    assert all(r["sync/bytes"] > 0 and r["sync/buckets"] >= 1 for r in rows)
+    assert all(r["parity/max_abs_diff"] <= 1e-3 for r in rows)
+
+
 def test_resume_matches_uninterrupted(tmp_path):
     steps = ["rl.steps=2", "rl.save_every=1", "rl.probe_parity=false"]
     straight = _run(tmp_path / "a", *steps)

@@ -206,6 +206,67 @@ def test_weight_update_errors_are_clear_and_never_silent(setup):
     assert report.max_abs_diff <= MAX_ABS
 
 
+def _broadcast(engine, buckets_for_rounds):
+    """Learner rank 0 in a thread: open a gloo group with ``engine`` and send one update per
+    entry of ``buckets_for_rounds``; the engine receives each. Returns the engine's results
+    (stats or exception) and the sender's."""
+    import socket
+    import threading
+
+    from rollout.broadcast import Channel, send_stream
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sent: list = []
+
+    def sender() -> None:
+        channel = Channel("gloo", "127.0.0.1", port, 0, 2, timeout_s=120)
+        try:
+            for buckets in buckets_for_rounds:
+                try:
+                    sent.append(send_stream(channel, buckets))
+                except Exception as err:  # noqa: BLE001 - reported to the test
+                    sent.append(err)
+        finally:
+            channel.close()
+
+    thread = threading.Thread(target=sender)
+    thread.start()
+    engine.open_weight_channel("gloo", "127.0.0.1", port, rank_offset=1, world_size=2)
+    received = []
+    for _ in buckets_for_rounds:
+        try:
+            received.append(engine.receive_weights(engine.weight_version + 1))
+        except Exception as err:  # noqa: BLE001 - reported to the test
+            received.append(err)
+    thread.join(120)
+    assert not thread.is_alive(), "the sender hung"
+    engine.llm.collective_rpc("shutdown_weight_transfer_engine")
+    return received, sent
+
+
+def test_broadcast_update_keeps_parity_and_errors_never_hang(setup):
+    engine, model, requests = setup["engine"], setup["model"], setup["requests"]
+    perturbed = copy.deepcopy(model)
+    perturb_(perturbed, scale=0.05, seed=7)
+    good = list(weight_buckets(checkpoint_tensors(perturbed), 1 << 20))
+    bogus = [good[0], [("language_model.not_a_weight", torch.zeros(1))], *good[1:]]
+    received, sent = _broadcast(engine, [good, bogus, good])
+
+    stats = received[0]
+    assert stats.num_buckets == len(good) > 1 and stats.num_bytes == sent[0].num_bytes
+    assert stats.num_tensors == sum(len(b) for b in good)
+    # A bad name fails that update on the engine side only: the sender finished its stream.
+    assert isinstance(received[1], UnknownWeightError) and "not_a_weight" in str(received[1])
+    assert sent[1].num_buckets == len(bogus)
+    assert received[2].version == engine.weight_version == stats.version + 1  # no skip
+    result = engine.generate(requests, PARITY_SAMPLING)
+    _assert_parity(compare(perturbed, engine.processor, requests, result.completions))
+    assert compare(model, engine.processor, requests, result.completions).max_abs_diff > 1e-2
+    _push(setup, checkpoint_tensors(model))  # back to the shared fixture's weights
+
+
 def test_image_tokens_are_never_sampled(setup):
     if setup["preset"] != "tiny":
         pytest.skip("sampling mask is model-independent; checked on the dense model")
