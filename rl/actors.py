@@ -149,6 +149,9 @@ class Cluster:
         Broadcast transports (nccl, gloo): learner rank 0 sends while the engines receive;
         otherwise buckets travel as Ray objects."""
         if self.transport != "local":
+            # Engines still busy (a prefetched generate under overlap) would leave the sender
+            # waiting inside the collective, where gloo times out: wait until they are free.
+            ray.get([e.weight_version.remote() for e in self.engines])
             sends = [learner.broadcast_weights.remote(bucket_bytes) for learner in self.learners]
             receives = [e.receive_weights.remote(version) for e in self.engines]
             pending = [*sends, *receives]
