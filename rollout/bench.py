@@ -165,13 +165,42 @@ def _engine(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     timings = [
         engine.update_weights(weight_buckets(named, 256 * 2**20), version=v).seconds for v in (1, 2)
     ]
+    broadcast = _broadcast_updates(engine, named, versions=(3, 4))
     engine.shutdown()
     return {
         "parameters": sum(p.numel() for p in model.parameters()),
         "engine_tokens_per_s": max(rates),
         "weight_update_gb": gigabytes,
         "weight_update_s_per_gb": min(timings) / gigabytes,
+        "weight_broadcast_gloo_s_per_gb": min(broadcast) / gigabytes,
     }
+
+
+def _broadcast_updates(engine, named, versions) -> list[float]:
+    """Seconds per update when a sender thread (standing in for learner rank 0) broadcasts
+    ``named`` over gloo: packing, transfer and loading together."""
+    import socket
+    import threading
+
+    from rollout.broadcast import Channel, send_stream
+    from rollout.parity import weight_buckets
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    def sender() -> None:
+        channel = Channel("gloo", "127.0.0.1", port, 0, 2)
+        for _ in versions:
+            send_stream(channel, weight_buckets(named, 256 * 2**20))
+        channel.close()
+
+    thread = threading.Thread(target=sender, daemon=True)
+    thread.start()
+    engine.open_weight_channel("gloo", "127.0.0.1", port, rank_offset=1, world_size=2)
+    seconds = [engine.receive_weights(v).seconds for v in versions]
+    thread.join()
+    return seconds
 
 
 def _prompt_ids(path: Path, args: argparse.Namespace) -> list[list[int]]:
