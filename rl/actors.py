@@ -68,11 +68,11 @@ class Cluster:
         ray.get([learner.optimizer_step.remote() for learner in self.learners])
         (self.transport,) = transports
         if self.transport != "local":
-            self._open_weight_channel(cfg.rollout.weight_sync_timeout_s)
+            self._open_weight_channel(cfg.rollout.weight_sync_timeout_s, not cfg.ray.address)
 
-    def _open_weight_channel(self, timeout_s: float) -> None:
+    def _open_weight_channel(self, timeout_s: float, loopback: bool) -> None:
         """Learner rank 0 hosts a broadcast group; every engine worker joins it."""
-        host, port = ray.get(self.learners[0].weight_channel_address.remote())
+        host, port = ray.get(self.learners[0].weight_channel_address.remote(loopback))
         sizes = ray.get([e.num_workers.remote() for e in self.engines])
         world = 1 + sum(sizes)
         offsets = [1 + sum(sizes[:i]) for i in range(len(sizes))]

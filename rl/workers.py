@@ -41,13 +41,14 @@ class LearnerWorker:
         buckets = list(self.learner.export_weights(bucket_bytes))
         return buckets if self.rank == 0 else []
 
-    def weight_channel_address(self) -> tuple[str, int]:
-        """Where this rank can host the weight broadcast group: node address, free port."""
+    def weight_channel_address(self, loopback: bool) -> tuple[str, int]:
+        """Where this rank can host the weight broadcast group: 127.0.0.1 (everything on
+        one machine) or this node's address (a cluster), and a free port there."""
         import ray
 
         from rl.topology import free_port
 
-        host = ray.util.get_node_ip_address()
+        host = "127.0.0.1" if loopback else ray.util.get_node_ip_address()
         return host, free_port(host)
 
     def open_weight_channel(
