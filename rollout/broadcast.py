@@ -153,12 +153,8 @@ class Channel:
             self.device = device or torch.device("cuda", torch.cuda.current_device())
             self._comm = stateless_init_process_group(host, port, rank, world_size, self.device)
         else:
-            from vllm.distributed.utils import stateless_init_torch_distributed_process_group
-
             self.device = torch.device("cpu")
-            self._comm = stateless_init_torch_distributed_process_group(
-                host, port, rank, world_size, backend="gloo", timeout=timedelta(seconds=timeout_s)
-            )
+            self._comm = _gloo_group(host, port, rank, world_size, timedelta(seconds=timeout_s))
 
     def broadcast(self, tensor: torch.Tensor) -> None:
         """Rank 0's ``tensor`` into everyone's ``tensor`` (same shape and dtype on all)."""
@@ -179,10 +175,18 @@ class Channel:
     def close(self) -> None:
         if self.transport == "nccl":
             self._comm.destroy()
-        else:
-            from vllm.distributed.utils import stateless_destroy_torch_distributed_process_group
+        self._comm = None
 
-            stateless_destroy_torch_distributed_process_group(self._comm)
+
+def _gloo_group(host: str, port: int, rank: int, world_size: int, timeout: timedelta):
+    """A gloo group of its own (not torch.distributed's default group, which a DeepSpeed
+    learner or vLLM may hold). Built directly rather than with vLLM's stateless helper: that
+    one silences fd 1 while it works, and two members starting at once in one process (the
+    tests, the rollout bench) then leave stdout pointing at /dev/null for good."""
+    from torch.distributed import PrefixStore, ProcessGroupGloo, TCPStore
+
+    store = TCPStore(host, port, world_size, is_master=rank == 0, timeout=timeout)
+    return ProcessGroupGloo(PrefixStore("sailrl-weights", store), rank, world_size, timeout)
 
 
 def _header(channel: Channel, kind: int, layout_len: int = 0, data_len: int = 0) -> None:

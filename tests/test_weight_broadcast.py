@@ -5,6 +5,7 @@ and the rollout workers; NCCL differs only in the communicator).
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 
@@ -111,7 +112,12 @@ def _check_stream(transport: str, receivers: int) -> None:
 
 
 def test_stream_reaches_every_receiver_in_order():
+    stdout = os.fstat(1)
     _check_stream("gloo", receivers=2)
+    # Members starting at once in one process must not leave fd 1 redirected (vLLM's own
+    # gloo helper silences it while it works, and concurrent starts left it at /dev/null).
+    after = os.fstat(1)
+    assert (after.st_dev, after.st_ino) == (stdout.st_dev, stdout.st_ino)
 
 
 @pytest.mark.gpu
