@@ -9,10 +9,11 @@ weight-transfer API. Buckets of (``policy/`` name, tensor) reach it in two ways:
   ``update_weights`` call receives buckets until the sender's END.
 
 Both run inside the lifecycle the worker drives: ``start_weight_update`` ->
-``update_weights`` ... -> ``finish_weight_update``. Checkpoint-format weights go through vLLM's layerwise reload, which
-restores each layer's loading format, loads, re-runs the platform's post-processing (the CPU
-backend repacks linear and MoE weights) and copies the result into the live tensors, so
-calling ``load_weights`` again on a loaded model is never needed.
+``update_weights`` ... -> ``finish_weight_update``. Checkpoint-format weights go through
+vLLM's layerwise reload, which restores each layer's loading format, loads, re-runs the
+platform's post-processing (the CPU backend repacks linear and MoE weights) and copies the
+result into the live tensors, so calling ``load_weights`` again on a loaded model is never
+needed.
 
 Only the top-level parts of the model (``vision_model``, ``mlp1``, ``language_model``) that
 an update actually touches enter the reload, so syncing only the trainable part (for
@@ -129,14 +130,14 @@ class SailrlWeightTransferEngine(WeightTransferEngine[ChannelInfo, BucketInfo]):
     def load(self, named_tensors: list[tuple[str, torch.Tensor]]) -> None:
         """Load one bucket (names checked first: an unknown name loads nothing)."""
         config = self.model_config.hf_config
-        kept = []
-        for name, tensor in named_tensors:
-            target = vllm_target(name, config)  # also rejects unknown names
-            if target is None:
-                continue
-            if ".experts." in target.param:
-                self._expert_layers.add(target.param.rsplit(".", 1)[0])
-            kept.append((name, tensor))
+        # Every name is resolved (unknown ones raise) before any state changes.
+        targets = [(name, tensor, vllm_target(name, config)) for name, tensor in named_tensors]
+        kept = [(name, tensor) for name, tensor, target in targets if target is not None]
+        self._expert_layers.update(
+            target.param.rsplit(".", 1)[0]
+            for _, _, target in targets
+            if target is not None and ".experts." in target.param
+        )
         for part in dict.fromkeys(name.split(".", 1)[0] for name, _ in kept):
             if part not in self._reloading:
                 initialize_layerwise_reload(getattr(self.model, part))
