@@ -111,9 +111,8 @@ class RolloutWorker:
 
     def open_weight_channel(
         self, transport: str, host: str, port: int, rank_offset: int, world: int, timeout_s: float
-    ) -> int:
+    ) -> None:
         self.engine.open_weight_channel(transport, host, port, rank_offset, world, timeout_s)
-        return self.engine.num_workers
 
     def num_workers(self) -> int:
         return self.engine.num_workers

@@ -21,6 +21,7 @@ caller's to handle: Ray reports it and the RL driver stops every actor.)
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -90,11 +91,8 @@ offsets=(0, 16), nbytes=20)
 def _slot(flat: torch.Tensor, layout: Layout, index: int) -> torch.Tensor:
     dtype = getattr(torch, layout.dtypes[index])
     shape = layout.shapes[index]
-    numel = 1
-    for size in shape:
-        numel *= size
     start = layout.offsets[index]
-    end = start + numel * dtype.itemsize
+    end = start + math.prod(shape) * dtype.itemsize
     return flat[start:end].view(dtype).view(shape)
 
 
@@ -139,7 +137,6 @@ class Channel:
         if world_size < 2 or not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} of world size {world_size}: need 0 <= rank < size >= 2")
         self.transport = transport
-        self.rank = rank
         if transport == "nccl":
             if not torch.cuda.is_available():
                 raise RuntimeError(

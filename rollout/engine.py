@@ -284,7 +284,7 @@ class RolloutEngine:
 
         If the update fails part-way (a bad name, the sender aborting) the engine refuses to
         generate until a complete update arrives, as with :meth:`update_weights`."""
-        from rollout.weight_transfer import last_receive_report
+        from rollout.weight_transfer import last_stream
 
         self.begin_weight_update(version)
         try:
@@ -295,13 +295,12 @@ class RolloutEngine:
             self._pending = None
             self._reset_caches()
             raise
-        report = self.llm.collective_rpc(last_receive_report)[0]
-        stats = self.finish_weight_update()
+        received = self.llm.collective_rpc(last_stream)[0]
         return replace(
-            stats,
-            num_tensors=report.stats.num_tensors,
-            num_bytes=report.stats.num_bytes,
-            num_buckets=report.stats.num_buckets,
+            self.finish_weight_update(),
+            num_tensors=received.num_tensors,
+            num_bytes=received.num_bytes,
+            num_buckets=received.num_buckets,
         )
 
     def _abort_update(self) -> None:

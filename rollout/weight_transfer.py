@@ -30,8 +30,7 @@ reloaded.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from vllm.distributed.weight_transfer import WeightTransferEngine
@@ -66,14 +65,6 @@ class BucketInfo(WeightTransferUpdateInfo):
     named_tensors: list[tuple[str, torch.Tensor]] | None = None
 
 
-@dataclass
-class ReceiveReport:
-    """What the last broadcast update brought (read back by the engine after it)."""
-
-    stats: StreamStats = field(default_factory=StreamStats)
-    seconds: float = 0.0
-
-
 class SailrlWeightTransferEngine(WeightTransferEngine[ChannelInfo, BucketInfo]):
     """Loads buckets through vLLM's layerwise reload, only for the parts they touch."""
 
@@ -87,7 +78,7 @@ class SailrlWeightTransferEngine(WeightTransferEngine[ChannelInfo, BucketInfo]):
         self._expert_layers: set[str] = set()
         self.loaded_names: set[str] = set()
         self.channel: Channel | None = None
-        self.report = ReceiveReport()
+        self.last_stream = StreamStats()  # what the last broadcast update brought
 
     def init_transfer_engine(self, init_info: ChannelInfo) -> None:
         """Join learner rank 0's broadcast group (blocks until every member has joined)."""
@@ -118,14 +109,12 @@ class SailrlWeightTransferEngine(WeightTransferEngine[ChannelInfo, BucketInfo]):
             return
         if self.channel is None:
             raise RuntimeError("no weight-sync channel: open it (init_weight_transfer_engine)")
-        start = time.perf_counter()
         try:
-            stats = receive_stream(self.channel, self.load)
+            self.last_stream = receive_stream(self.channel, self.load)
         except BaseException:
             # The worker drops the session on error: leave every layer in its live format.
             self.finish_weight_update()
             raise
-        self.report = ReceiveReport(stats, time.perf_counter() - start)
 
     def load(self, named_tensors: list[tuple[str, torch.Tensor]]) -> None:
         """Load one bucket (names checked first: an unknown name loads nothing)."""
@@ -159,9 +148,9 @@ class SailrlWeightTransferEngine(WeightTransferEngine[ChannelInfo, BucketInfo]):
             self.channel = None
 
 
-def last_receive_report(worker) -> ReceiveReport:
-    """collective_rpc target: the broadcast engine's report of the last update it received."""
-    return worker.weight_transfer_engine.report
+def last_stream(worker) -> StreamStats:
+    """collective_rpc target: what the worker's last broadcast update brought."""
+    return worker.weight_transfer_engine.last_stream
 
 
 def _rerun_experts_hook(layer: torch.nn.Module) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
@@ -44,9 +43,9 @@ def test_two_rank_zero2_keeps_weights_identical(tmp_path):
     from policy.checkpoint import init_checkpoint, load_tensors
 
     ckpt = init_checkpoint("tiny", tmp_path / "ckpt", seed=3)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    from rl.topology import free_port
+
+    port = free_port()
     # spawned children inherit sys.path, so they import this module and learner_fixtures
     mp.spawn(_rank_main, args=(2, port, str(ckpt), str(tmp_path)), nprocs=2, join=True)
     results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]

@@ -210,14 +210,12 @@ def _broadcast(engine, buckets_for_rounds):
     """Learner rank 0 in a thread: open a gloo group with ``engine`` and send one update per
     entry of ``buckets_for_rounds``; the engine receives each. Returns the engine's results
     (stats or exception) and the sender's."""
-    import socket
     import threading
 
+    from rl.topology import free_port
     from rollout.broadcast import Channel, send_stream
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     sent: list = []
 
     def sender() -> None:

@@ -8,7 +8,6 @@ checks them.
 from __future__ import annotations
 
 import copy
-import socket
 import threading
 
 import pytest
@@ -61,6 +60,7 @@ def test_nccl_update_equals_the_same_update_in_process(tiny):
     if torch.cuda.device_count() < 2:
         pytest.skip("needs 2 CUDA GPUs: the engine on GPU 0, the sender on GPU 1")
     from policy.checkpoint import checkpoint_tensors, load_checkpoint
+    from rl.topology import free_port
     from rollout.broadcast import Channel, send_stream
     from rollout.parity import perturb_, weight_buckets
 
@@ -68,9 +68,7 @@ def test_nccl_update_equals_the_same_update_in_process(tiny):
     perturbed = copy.deepcopy(model)
     perturb_(perturbed, scale=0.05, seed=3)
     named = list(checkpoint_tensors(perturbed))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     sent: list = []
 
     def sender() -> None:  # learner rank 0 on GPU 1

@@ -6,12 +6,12 @@ and the rollout workers; NCCL differs only in the communicator).
 from __future__ import annotations
 
 import os
-import socket
 import threading
 
 import pytest
 import torch
 
+from rl.topology import free_port
 from rollout.broadcast import (
     Channel,
     SenderAborted,
@@ -52,19 +52,13 @@ def test_pack_unpack_round_trip_keeps_dtype_shape_and_values():
     assert type(layout).from_bytes(layout.to_bytes()) == layout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run_group(
     sender, receivers, transport: str = "gloo", timeout_s: float = 60.0
 ) -> tuple[object, list]:
     """Run rank 0 (``sender(channel)``) and ranks 1.. (``receivers[i](channel)``) in
     threads; returns (sender result or exception, [receiver result or exception]).
     With nccl, rank r uses GPU r."""
-    port, world = _free_port(), 1 + len(receivers)
+    port, world = free_port(), 1 + len(receivers)
     results: list = [None] * world
 
     def member(rank: int, fn) -> None:
