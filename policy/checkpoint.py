@@ -17,6 +17,7 @@ view (also what weight sync sends).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -30,7 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, GenerationConfig
 
-from policy.config import SAILVLConfig
+from policy.config import SOURCE_ATTR, SAILVLConfig, resolve_attn_implementation
 from policy.modeling import SAILVLModel
 from policy.processor import IMAGENET_MEAN, IMAGENET_STD
 from policy.tokenizer import ENDOFTEXT, IM_END, IMG_CONTEXT, special_token_ids
@@ -42,6 +43,11 @@ TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json")
 _FUSED_EXPERTS = re.compile(r"^(.*\.mlp\.experts)\.(gate_up_proj|down_proj)$")
 _SPLIT_EXPERT = re.compile(r"^(.*\.mlp\.experts)\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$")
 _INIT_HINT = "create one with `sailrl model init --preset tiny --out DIR`"
+LM_HEAD = "language_model.lm_head.weight"
+EMBED = "language_model.model.embed_tokens.weight"
+# Environment default for load_checkpoint's attn_implementation (model.attn_implementation).
+ATTN_ENV = "SAILRL_ATTN_IMPLEMENTATION"
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(ValueError):
@@ -119,10 +125,16 @@ def save_checkpoint(
     tokenizer: Any,
     out_dir: str | os.PathLike,
     *,
-    max_shard_bytes: int = 4 * 1024**3,
+    max_shard_bytes: int | None = None,
 ) -> Path:
     """Write a complete checkpoint directory. It is built beside ``out_dir`` and renamed into
-    place when complete, so a crash never leaves a half-written checkpoint at ``out_dir``."""
+    place when complete, so a crash never leaves a half-written checkpoint at ``out_dir``.
+
+    A model loaded by ``load_checkpoint`` is saved in the layout of the directory it came from
+    (``policy.source_layout``: its config.json with only changed values, its other files byte
+    for byte, its weight names, dtypes and shards); ``max_shard_bytes`` re-shards instead.
+    A model without a source gets sailrl's own files (shards of at most 4 GiB by default).
+    """
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
@@ -130,14 +142,29 @@ def save_checkpoint(
         shutil.rmtree(tmp)
     tmp.mkdir()
     ids = special_token_ids(tokenizer)
-    model.config.img_context_token_id = ids[IMG_CONTEXT]
-    model.config.save_pretrained(tmp)
-    _write_weights(model, tmp, max_shard_bytes)
-    tokenizer.save_pretrained(tmp)
-    GenerationConfig(
-        eos_token_id=[ids[IM_END], ids[ENDOFTEXT]], pad_token_id=ids[ENDOFTEXT], bos_token_id=None
-    ).save_pretrained(tmp)
-    _write_preprocessor_config(model.config, tmp)
+    source = source_of(model.config)
+    if source is not None:
+        from policy import source_layout
+
+        source_layout.write_config_like(model.config, source, tmp)
+        source_layout.copy_model_files(source, tmp)
+        if max_shard_bytes is None:
+            tied = bool(getattr(model.config.llm_config, "tie_word_embeddings", False))
+            tensors = dict(checkpoint_tensors(model))
+            source_layout.write_weights_like(tensors, source, tmp, tied=tied)
+        else:
+            _write_weights(model, tmp, max_shard_bytes)
+    else:
+        model.config.img_context_token_id = ids[IMG_CONTEXT]
+        model.config.save_pretrained(tmp)
+        _write_weights(model, tmp, max_shard_bytes or 4 * 1024**3)
+        tokenizer.save_pretrained(tmp)
+        GenerationConfig(
+            eos_token_id=[ids[IM_END], ids[ENDOFTEXT]],
+            pad_token_id=ids[ENDOFTEXT],
+            bos_token_id=None,
+        ).save_pretrained(tmp)
+        _write_preprocessor_config(model.config, tmp)
     old = out.parent / f".{out.name}.old-{os.getpid()}"
     if out.exists():
         out.rename(old)
@@ -145,6 +172,18 @@ def save_checkpoint(
     if old.exists():
         shutil.rmtree(old)
     return out
+
+
+def source_of(config: Any) -> Path | None:
+    """The checkpoint directory ``config`` was loaded from, if it still holds a model."""
+    source = getattr(config, SOURCE_ATTR, None)
+    if not source:
+        return None
+    path = Path(source)
+    if not (path / CONFIG_FILE).is_file():
+        log.warning("the model's source checkpoint %s is gone: saving in sailrl's layout", path)
+        return None
+    return path
 
 
 def _write_weights(model: SAILVLModel, directory: Path, max_shard_bytes: int) -> None:
@@ -258,20 +297,64 @@ def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         if not file.is_file():
             raise FileNotFoundError(f"{file} is listed in {INDEX_FILE} but missing")
         try:
-            tensors.update(load_file(file))
+            shard = load_file(file)
         except (SafetensorError, OSError) as err:
             raise CheckpointError(
                 f"{file} is corrupt or truncated ({err}); re-save or re-download the checkpoint"
             ) from err
+        if index.is_file():
+            _check_index_entries(index, weight_map, name, shard)
+        tensors.update(shard)
     return tensors
 
 
+def _check_index_entries(
+    index: Path, weight_map: dict[str, str], file: str, shard: dict[str, torch.Tensor]
+) -> None:
+    listed = {k for k, v in weight_map.items() if v == file}
+    unlisted = sorted(set(shard) - listed)
+    if unlisted:
+        raise CheckpointError(
+            f"{index} has no entry for {len(unlisted)} tensors of {file} "
+            f"(e.g. key {unlisted[0]!r}): the index does not belong to these shards"
+        )
+    absent = sorted(listed - set(shard))
+    if absent:
+        raise CheckpointError(
+            f"{index} maps key {absent[0]!r} (and {len(absent) - 1} more) to {file}, "
+            "which lacks it: the shard is incomplete or the index is stale"
+        )
+
+
 def load_checkpoint(
-    path: str | os.PathLike, *, dtype: torch.dtype = torch.float32, device: str = "cpu"
+    path: str | os.PathLike,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
+    attn_implementation: str | None = None,
 ) -> LoadedCheckpoint:
-    """Model (eval mode), tokenizer and config of checkpoint ``path``."""
+    """Model (eval mode), tokenizer and config of checkpoint ``path``.
+
+    ``attn_implementation`` (default: $SAILRL_ATTN_IMPLEMENTATION, else the checkpoint's own
+    if this machine can serve it, else sdpa) is what the language model runs with; it is a
+    runtime choice and never written back by ``save_checkpoint``.
+    """
     directory = _require_dir(path)
     config = load_config(directory)
+    requested = getattr(config.llm_config, "_attn_implementation", None)
+    override = attn_implementation or os.environ.get(ATTN_ENV)
+    chosen = resolve_attn_implementation(requested, override)
+    if requested and chosen != requested:
+        why = "model.attn_implementation overrides it" if override else "this machine lacks it"
+        log.info(
+            "%s: llm_config.attn_implementation is %r but %s: using %r",
+            directory / CONFIG_FILE,
+            requested,
+            why,
+            chosen,
+        )
+    if chosen != requested:
+        config.llm_config._attn_implementation = chosen
     tokenizer = load_tokenizer(directory)
     # Ids come from the tokenizer, never from constants.
     config.img_context_token_id = special_token_ids(tokenizer)[IMG_CONTEXT]
@@ -291,10 +374,28 @@ def load_checkpoint(
         model.generation_config = GenerationConfig.from_pretrained(str(directory))
     model.to(device=device, dtype=dtype)
     model.eval()
+    setattr(model.config, SOURCE_ATTR, str(directory.resolve()))
     return LoadedCheckpoint(model=model, tokenizer=tokenizer, config=config, path=directory)
 
 
+def _drop_tied_head(model: SAILVLModel, tensors: dict[str, torch.Tensor], directory: Path) -> None:
+    """A stored lm_head under tied embeddings is accepted when it equals the embeddings."""
+    if LM_HEAD not in tensors or EMBED not in tensors:
+        return
+    if not getattr(model.config.llm_config, "tie_word_embeddings", False):
+        return
+    head, embed = tensors[LM_HEAD], tensors[EMBED]
+    if head.shape != embed.shape or not torch.equal(head, embed):
+        raise CheckpointError(
+            f"weights in {directory}: llm_config.tie_word_embeddings is true but the stored "
+            f"{LM_HEAD} differs from {EMBED}; set tie_word_embeddings false in config.json "
+            "if the head is trained separately, or drop the stored head"
+        )
+    del tensors[LM_HEAD]
+
+
 def _load_into(model: SAILVLModel, tensors: dict[str, torch.Tensor], directory: Path) -> None:
+    _drop_tied_head(model, tensors, directory)
     expected = {name: tuple(t.shape) for name, t in checkpoint_tensors(model)}
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))

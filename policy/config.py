@@ -19,13 +19,18 @@ LLM_CONFIG_CLASSES: dict[str, type[PretrainedConfig]] = {
 }
 DEFAULT_LLM_ARCHITECTURE = "Qwen3ForCausalLM"
 SUPPORTED_PS_VERSIONS = ("v2",)
+# Attribute set by policy.checkpoint.load_checkpoint: the directory the model came from, so
+# that saves can keep that checkpoint's layout. Never written to config.json.
+SOURCE_ATTR = "_sailrl_source"
 
 
 class SAILVLConfig(PretrainedConfig):
     """Configuration of a SAIL-VL2 model.
 
-    ``select_layer`` indexes ``[preprocessor output, block 1 output, ..., block L output]``;
-    ``-1`` means the final block's output after ``post_trunk_norm``.
+    ``select_layer`` indexes AIMv2's ``hidden_states = [block 1 output, ..., block L output]``
+    (index 0 is the first block's output, as in the public remote code), except ``-1``: the
+    last block's output after ``post_trunk_norm`` (the remote code's ``last_hidden_state``).
+    ``force_image_size`` None (the remote code's default) means ``vision_config.image_size``.
     ``img_context_token_id`` is not a public key: it is filled from the tokenizer when a
     checkpoint is built or loaded (ids are never hard-coded).
     """
@@ -39,7 +44,7 @@ class SAILVLConfig(PretrainedConfig):
         llm_config: dict[str, Any] | PretrainedConfig | None = None,
         select_layer: int = -4,
         downsample_ratio: float = 0.5,
-        force_image_size: int = 448,
+        force_image_size: int | None = 448,
         dynamic_image_size: bool = True,
         use_thumbnail: bool = True,
         min_dynamic_patch: int = 1,
@@ -52,6 +57,8 @@ class SAILVLConfig(PretrainedConfig):
         kwargs.setdefault("architectures", ["SAILVLModel"])
         super().__init__(**kwargs)
         self.vision_config = _build_vision_config(vision_config, force_image_size)
+        if force_image_size is None:
+            force_image_size = _as_int(self.vision_config.image_size, "vision_config.image_size")
         self.llm_config = _build_llm_config(llm_config)
         self.select_layer = select_layer
         self.downsample_ratio = downsample_ratio
@@ -90,10 +97,7 @@ class SAILVLConfig(PretrainedConfig):
     @property
     def num_vision_blocks_used(self) -> int:
         """How many ViT blocks the selected feature layer needs (the rest never run)."""
-        layers = self.vision_config.num_hidden_layers
-        if self.select_layer == -1:
-            return layers
-        return self.select_layer if self.select_layer >= 0 else layers + 1 + self.select_layer
+        return vision_blocks_for(self.select_layer, self.vision_config.num_hidden_layers)
 
     def get_text_config(self, decoder=None, encoder=None) -> PretrainedConfig:
         """The language model's config (generation and caches read it)."""
@@ -104,13 +108,11 @@ class SAILVLConfig(PretrainedConfig):
     def check_values(self) -> None:
         """Raise ValueError naming the key when the configuration cannot describe a model."""
         layers = self.vision_config.num_hidden_layers
-        if (
-            not isinstance(self.select_layer, int)
-            or not -(layers + 1) <= self.select_layer <= layers
-        ):
+        if not isinstance(self.select_layer, int) or not -layers <= self.select_layer < layers:
             raise ValueError(
                 f"select_layer={self.select_layer!r} is out of range for a vision tower with "
-                f"{layers} blocks: use an int in [{-(layers + 1)}, {layers}] (default -4)"
+                f"{layers} blocks: use an int in [{-layers}, {layers - 1}] (AIMv2 hidden_states "
+                "indexing; -1 = last block + post_trunk_norm; default -4)"
             )
         if self.downsample_ratio <= 0 or (1 / self.downsample_ratio) % 1:
             raise ValueError(
@@ -152,6 +154,44 @@ class SAILVLConfig(PretrainedConfig):
                 f"vision_config.num_attention_heads={heads}"
             )
 
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out.pop(SOURCE_ATTR, None)  # where the model was loaded from: runtime only
+        return out
+
+
+def vision_blocks_for(select_layer: int, layers: int) -> int:
+    """How many of ``layers`` ViT blocks ``select_layer`` needs, with AIMv2's indexing
+    (``hidden_states[k]`` is the output of block k + 1; ``-1`` is the last block, normed).
+
+    >>> vision_blocks_for(-4, 24), vision_blocks_for(-1, 24), vision_blocks_for(0, 24)
+    (21, 24, 1)
+    """
+    return select_layer + 1 if select_layer >= 0 else layers + 1 + select_layer
+
+
+def resolve_attn_implementation(requested: str | None, override: str | None = None) -> str | None:
+    """The attention implementation to build the language model with.
+
+    ``override`` (``model.attn_implementation``) wins. Otherwise ``requested`` (the
+    checkpoint's ``llm_config.attn_implementation``) is kept when this machine can serve it;
+    flash-attention requests without flash-attn (or without CUDA) become ``sdpa``.
+    """
+    if override:
+        return override
+    if not requested or not requested.startswith("flash_attention"):
+        return requested or None
+    import torch
+    from transformers.utils import is_flash_attn_2_available, is_flash_attn_3_available
+
+    available = {
+        "flash_attention_2": is_flash_attn_2_available,
+        "flash_attention_3": is_flash_attn_3_available,
+    }.get(requested)
+    if available is not None and available() and torch.cuda.is_available():
+        return requested
+    return "sdpa"
+
 
 def _as_int(value: Any, key: str) -> int:
     if isinstance(value, (list, tuple)):
@@ -162,7 +202,7 @@ def _as_int(value: Any, key: str) -> int:
 
 
 def _build_vision_config(
-    vision_config: dict[str, Any] | Aimv2VisionConfig | None, force_image_size: int
+    vision_config: dict[str, Any] | Aimv2VisionConfig | None, force_image_size: int | None
 ) -> Aimv2VisionConfig:
     if isinstance(vision_config, Aimv2VisionConfig):
         return vision_config
@@ -170,7 +210,7 @@ def _build_vision_config(
         raise ValueError(
             f"vision_config must be a dict or Aimv2VisionConfig, got {type(vision_config).__name__}"
         )
-    values = {"image_size": force_image_size, "patch_size": 14, "use_head": False}
+    values = {"image_size": force_image_size or 448, "patch_size": 14, "use_head": False}
     values.update(vision_config or {})
     # AIMv2/SAIL-ViT configs call the MLP/projection bias flag use_bias; transformers mlp_bias.
     if "use_bias" in values:

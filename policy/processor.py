@@ -4,7 +4,8 @@
   whose aspect ratio is closest to the image's; bicubic resize to (S*i, S*j), row-major crop
   into S x S tiles, plus an S x S thumbnail of the whole image when there is more than one
   tile and ``use_thumbnail``. ImageNet mean/std normalisation.
-- Prompts: ChatML; thinking mode appends ``THINK_INSTRUCTION`` to the user text; each
+- Prompts: the checkpoint's own chat template (``render_chat``; the built-in ChatML only when
+  the tokenizer carries none); thinking mode appends ``THINK_INSTRUCTION`` to the user text; each
   ``<image>`` marker becomes ``<img>`` + ``<IMG_CONTEXT>`` x (num_image_token x tiles) +
   ``</img>``; without markers one ``<image>\\n`` per image is prepended.
 
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from policy.tokenizer import IMG_CONTEXT, IMG_END, IMG_START
+from policy.tokenizer import CHAT_TEMPLATE, IMG_CONTEXT, IMG_END, IMG_START
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -215,6 +216,30 @@ def build_chat_text(
     return "".join(parts)
 
 
+def chat_template_source(tokenizer: Any) -> str:
+    """ "checkpoint" when ``tokenizer`` carries a chat template of its own (from
+    ``tokenizer_config.json``, ``chat_template.jinja`` or ``chat_template.json``), "builtin"
+    when prompts fall back to the built-in ChatML (no template, or the tiny tokenizer's)."""
+    template = getattr(tokenizer, "chat_template", None)
+    return "checkpoint" if template and template != CHAT_TEMPLATE else "builtin"
+
+
+def render_chat(
+    tokenizer: Any, messages: Sequence[dict[str, Any]], *, add_generation_prompt: bool = True
+) -> str:
+    """The one function that turns messages into prompt text, for SFT, RL, eval, sampling
+    and the vLLM side alike: the tokenizer's chat template (a real checkpoint's own framing,
+    e.g. a default system turn), else the built-in ChatML of ``build_chat_text``."""
+    if not getattr(tokenizer, "chat_template", None):
+        return build_chat_text(messages, add_generation_prompt=add_generation_prompt)
+    text = tokenizer.apply_chat_template(
+        [dict(m) for m in messages], tokenize=False, add_generation_prompt=add_generation_prompt
+    )
+    if not isinstance(text, str):
+        raise TypeError(f"the tokenizer's chat template rendered {type(text).__name__}, not text")
+    return text
+
+
 class SAILVLProcessor:
     """Turns (prompt or messages, images, mode) into ``ProcessedPrompt``."""
 
@@ -223,6 +248,7 @@ class SAILVLProcessor:
         self.settings = TilingSettings.from_config(config)
         self.num_image_token = config.num_image_token
         self.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
+        self.chat_template = chat_template_source(tokenizer)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> SAILVLProcessor:
@@ -236,7 +262,7 @@ class SAILVLProcessor:
         tiles_per_image: Sequence[int],
         mode: Mode = "think",
     ) -> str:
-        """The full ChatML prompt text with image markers expanded.
+        """The full prompt text (``render_chat``) with image markers expanded.
 
         ``prompt`` is the user's question, or a list of {role, content} messages; the mode
         instruction goes on the last user message and image markers may sit in any message.
@@ -256,7 +282,7 @@ class SAILVLProcessor:
             messages[first]["content"] = add_image_markers(
                 messages[first]["content"], len(tiles_per_image)
             )
-        text = build_chat_text(messages)
+        text = render_chat(self.tokenizer, messages)
         return expand_image_markers(text, tiles_per_image, self.num_image_token)
 
     def text_ids(self, text: str, tiles_per_image: Sequence[int]) -> list[int]:

@@ -10,6 +10,8 @@ import torch.utils.checkpoint
 from torch import nn
 from transformers import Aimv2VisionConfig
 
+from policy.config import vision_blocks_for
+
 
 class RMSNorm(nn.Module):
     """RMS normalisation with a weight and no bias, computed in float32."""
@@ -131,15 +133,12 @@ class SAILViT(nn.Module):
         self.gradient_checkpointing = False
 
     def forward(self, pixel_values: torch.Tensor, select_layer: int = -1) -> torch.Tensor:
-        """Features of ``hidden_states[select_layer]`` where hidden_states = [preprocessor
-        output, block 1 output, ..., block L output]; ``-1`` applies post_trunk_norm to the
-        last block's output. Blocks after the selected one are not run."""
+        """Features of ``hidden_states[select_layer]`` where hidden_states = [block 1 output,
+        ..., block L output] (AIMv2's indexing); ``-1`` applies post_trunk_norm to the last
+        block's output. Blocks after the selected one are not run."""
         layers = len(self.trunk.blocks)
-        if select_layer == -1:
-            used = layers
-        else:
-            used = select_layer if select_layer >= 0 else layers + 1 + select_layer
-        if not 0 <= used <= layers:
+        used = vision_blocks_for(select_layer, layers)
+        if not -layers <= select_layer < layers:
             raise ValueError(f"select_layer={select_layer} is out of range for {layers} blocks")
         x = self.preprocessor(pixel_values)
         for block in self.trunk.blocks[:used]:

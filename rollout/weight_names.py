@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from policy.config import vision_blocks_for
+
 
 @dataclass(frozen=True)
 class WeightRule:
@@ -134,13 +136,9 @@ class UnknownWeightError(KeyError):
 def vision_blocks_used(config) -> int:
     """Vision blocks the selected feature layer needs (the vLLM side builds only these).
 
-    hidden_states = [preprocessor output, block 1, ..., block L]; -1 is block L + final norm.
+    AIMv2 indexing: hidden_states = [block 1, ..., block L]; -1 is block L + final norm.
     """
-    layers = config.vision_config.num_hidden_layers
-    select = config.select_layer
-    if select == -1:
-        return layers
-    return select if select >= 0 else layers + 1 + select
+    return vision_blocks_for(config.select_layer, config.vision_config.num_hidden_layers)
 
 
 def vllm_target(name: str, config) -> VllmTarget | None:

@@ -142,16 +142,20 @@ def test_select_layer_semantics(tokenizer):
     vision = model.vision_model
     pixels = torch.randn(2, 3, 448, 448)
     with torch.no_grad():
-        states = [vision.preprocessor(pixels)]
+        # AIMv2's hidden_states: block outputs only, index 0 = the first block's output.
+        states, x = [], vision.preprocessor(pixels)
         for block in vision.trunk.blocks:
-            states.append(block(states[-1]))
+            x = block(x)
+            states.append(x)
         layers = len(vision.trunk.blocks)
-        for select in (-4, -2, 0, 1, layers):
+        for select in (-4, -2, 0, 1, layers - 1):
             # hidden_states[select], no final norm
             torch.testing.assert_close(vision(pixels, select_layer=select), states[select])
         torch.testing.assert_close(
             vision(pixels, select_layer=-1), vision.trunk.post_trunk_norm(states[-1])
         )
+        with pytest.raises(ValueError, match="out of range"):
+            vision(pixels, select_layer=layers)
     assert model.config.num_vision_blocks_used == layers + 1 - 4
 
 
