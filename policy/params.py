@@ -14,13 +14,18 @@ from policy.modeling import SAILVLModel
 
 
 def parameter_summary(config: SAILVLConfig) -> dict[str, Any]:
-    """Counts and shapes; ``active_params`` counts ``num_experts_per_tok`` of
-    ``num_experts`` routed experts in each MoE layer."""
+    """Counts and shapes; every parameter counted once (a tied lm_head is the embedding);
+    ``active_params`` counts ``num_experts_per_tok`` of ``num_experts`` routed experts in
+    each MoE layer."""
     with torch.device("meta"), no_init_weights():
         model = SAILVLModel(config)
     by_part = {"vision_model": 0, "mlp1": 0, "language_model": 0}
     experts = 0
+    # On the meta device the tied head is a separate tensor: count it once, as the embedding.
+    tied = bool(getattr(config.llm_config, "tie_word_embeddings", False))
     for name, param in model.named_parameters():
+        if tied and name == "language_model.lm_head.weight":
+            continue
         by_part[name.split(".")[0]] += param.numel()
         if ".mlp.experts." in name:
             experts += param.numel()
@@ -58,6 +63,7 @@ def parameter_summary(config: SAILVLConfig) -> dict[str, Any]:
     return {
         "llm_architecture": config.llm_architecture,
         "total_params": total,
+        "tied_lm_head": tied,
         "active_params": active,
         "by_part": by_part,
         "shapes": shapes,

@@ -256,17 +256,13 @@ class SAILVLProcessor:
 
         return cls(load_tokenizer(path), load_config(path))
 
-    def prompt_text(
-        self,
-        prompt: str | Sequence[dict[str, Any]],
-        tiles_per_image: Sequence[int],
-        mode: Mode = "think",
+    def chat_text(
+        self, prompt: str | Sequence[dict[str, Any]], num_images: int, mode: Mode = "think"
     ) -> str:
-        """The full prompt text (``render_chat``) with image markers expanded.
-
-        ``prompt`` is the user's question, or a list of {role, content} messages; the mode
-        instruction goes on the last user message and image markers may sit in any message.
-        """
+        """The rendered prompt (``render_chat``) with one ``<image>`` marker per image still
+        unexpanded. ``prompt`` is the user's question, or a list of {role, content}
+        messages; the mode instruction goes on the last user message and image markers may
+        sit in any message (without any, they go before the first user text)."""
         messages = (
             [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
         )
@@ -277,12 +273,19 @@ class SAILVLProcessor:
         last = user_turns[-1]
         messages[last]["content"] = apply_mode(messages[last]["content"], mode)
         total_markers = sum(m["content"].count(IMAGE_MARKER) for m in messages)
-        if total_markers == 0 and tiles_per_image:
+        if total_markers == 0 and num_images:
             first = user_turns[0]
-            messages[first]["content"] = add_image_markers(
-                messages[first]["content"], len(tiles_per_image)
-            )
-        text = render_chat(self.tokenizer, messages)
+            messages[first]["content"] = add_image_markers(messages[first]["content"], num_images)
+        return render_chat(self.tokenizer, messages)
+
+    def prompt_text(
+        self,
+        prompt: str | Sequence[dict[str, Any]],
+        tiles_per_image: Sequence[int],
+        mode: Mode = "think",
+    ) -> str:
+        """The full prompt text (``chat_text``) with image markers expanded."""
+        text = self.chat_text(prompt, len(tiles_per_image), mode)
         return expand_image_markers(text, tiles_per_image, self.num_image_token)
 
     def text_ids(self, text: str, tiles_per_image: Sequence[int]) -> list[int]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 CONFIG_FILE = "config.json"
@@ -185,3 +185,24 @@ def write_config_like(config: Any, source: Path, out: Path) -> dict[tuple[str, s
         _apply(raw, section, key, value)
     (out / CONFIG_FILE).write_text(json.dumps(raw, indent=2) + "\n")
     return changes
+
+
+def export_checkpoint(source: str | Path, out: str | Path) -> Path:
+    """Load ``source`` (which must load in sailrl) and save it to ``out`` in its own layout:
+    the round trip every save of a model loaded from ``source`` makes."""
+    from policy.checkpoint import load_checkpoint, save_checkpoint
+
+    source, out = Path(source), Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty; export into a new directory")
+    if out.resolve() == source.resolve():
+        raise ValueError(f"export target {out} is the source itself")
+    try:
+        layout, _ = weight_layout(source)
+    except (OSError, ValueError, KeyError, SafetensorError):
+        layout = {}  # load_checkpoint below names what is wrong
+    # Load in the stored dtype (an 8B bf16 model then needs ~17 GB, not ~35 GB).
+    stored = {dtype for _, dtype in layout.values()}
+    dtype = stored.pop() if len(stored) == 1 else torch.float32
+    loaded = load_checkpoint(source, dtype=dtype)
+    return save_checkpoint(loaded.model, loaded.tokenizer, out)

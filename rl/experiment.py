@@ -16,6 +16,7 @@ ConfigError naming the dotted key.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -49,6 +50,9 @@ class ModelSource:
     seed: int = 0
     # Top-level config keys of a fresh preset build, e.g. {force_image_size: 224}.
     overrides: dict[str, Any] = field(default_factory=dict)
+    # Attention of the language model (eager, sdpa, flash_attention_2, ...) instead of what
+    # llm_config asks for; None: the checkpoint's own when this machine has it, else sdpa.
+    attn_implementation: str | None = None
 
     def __post_init__(self) -> None:
         if bool(self.path) == bool(self.preset):
@@ -57,8 +61,11 @@ class ModelSource:
     def prepare(self, run_dir: Path) -> str:
         """The starting checkpoint dir: ``path`` (checked here, so a bad one fails before any
         actor starts), or a fresh ``preset`` build in ``<run_dir>/init-model`` (made once)."""
-        from policy.checkpoint import CheckpointError, init_checkpoint, load_config
+        from policy.checkpoint import ATTN_ENV, CheckpointError, init_checkpoint, load_config
 
+        if self.attn_implementation:
+            # Read by load_checkpoint in this process and in the processes it starts.
+            os.environ[ATTN_ENV] = self.attn_implementation
         if self.path:
             try:
                 load_config(self.path)
