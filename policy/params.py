@@ -4,12 +4,13 @@ and the main shapes."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
 from transformers.initialization import no_init_weights
 
-from policy.config import SAILVLConfig
+from policy.config import SAILVLConfig, resolve_attn_implementation
 from policy.modeling import SAILVLModel
 
 
@@ -17,6 +18,10 @@ def parameter_summary(config: SAILVLConfig) -> dict[str, Any]:
     """Counts and shapes; every parameter counted once (a tied lm_head is the embedding);
     ``active_params`` counts ``num_experts_per_tok`` of ``num_experts`` routed experts in
     each MoE layer."""
+    config = copy.deepcopy(config)
+    llm_attn = getattr(config.llm_config, "_attn_implementation", None)
+    if resolve_attn_implementation(llm_attn) != llm_attn:  # e.g. flash-attn asked, not here
+        config.llm_config._attn_implementation = resolve_attn_implementation(llm_attn)
     with torch.device("meta"), no_init_weights():
         model = SAILVLModel(config)
     by_part = {"vision_model": 0, "mlp1": 0, "language_model": 0}
