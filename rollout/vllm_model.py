@@ -176,6 +176,26 @@ class SAILVLForVLLM(nn.Module, SupportsMultiModal, SupportsPP):
     def compute_logits(self, hidden_states: torch.Tensor) -> torch.Tensor | None:
         return self.language_model.compute_logits(hidden_states)
 
+    def after_weight_update(self, loaded_names: set[str]) -> None:
+        """Re-derive what the platform built from loaded weights that an update bypasses.
+
+        Under tied embeddings the lm_head shares the embedding's weight, but vLLM's CPU
+        backend packs a copy of it for the logits GEMM when the model loads; a reload of
+        ``embed_tokens`` leaves that copy stale (seen here: logprobs off by up to 1.75 after
+        an update that perturbed the embeddings). Re-tie and re-pack it.
+        """
+        llm = self.config.llm_config
+        if not getattr(llm, "tie_word_embeddings", False):
+            return
+        if "language_model.model.embed_tokens.weight" not in loaded_names:
+            return
+        lm = self.language_model
+        head = getattr(lm, "lm_head", None)
+        if head is None or not hasattr(head, "quant_method"):
+            return
+        head.weight = lm.model.embed_tokens.weight
+        head.quant_method.process_weights_after_loading(head)
+
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> set[str]:
         """Load checkpoint-format (``policy/``-named) weights; the vLLM layers fuse
         q/k/v, gate/up, fc1/fc3 and the MoE experts themselves (see rollout.weight_names)."""

@@ -139,6 +139,8 @@ class SailrlWeightTransferEngine(WeightTransferEngine[ChannelInfo, BucketInfo]):
             finalize_layerwise_reload(getattr(self.model, part), self.model_config)
         for path in sorted(self._expert_layers):
             _rerun_experts_hook(self.model.get_submodule(path))
+        if self._reloading and hasattr(self.model, "after_weight_update"):
+            self.model.after_weight_update(self.loaded_names)  # e.g. a tied lm_head
         self._reloading = []
         self._expert_layers = set()
 

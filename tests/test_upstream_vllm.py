@@ -1,11 +1,13 @@
 """vLLM on a checkpoint in the published SAIL-VL2 layout (tests/upstream_fixture.py): the
 plugin loads it as it is (bf16 shards, stored tied lm_head, select_layer -1, force_image_size
-null, flash_attention_2 asked for), its logprobs match policy/'s model, the engine and the
+null, flash_attention_2 asked for), its logprobs match policy/'s model (also after a weight
+update that moves the tied embeddings), the engine and the
 learner see the same prompt ids (the checkpoint's template), and an export loads again in
 both with the same logprobs for a fixed prompt."""
 
 from __future__ import annotations
 
+import copy
 import os
 
 # Before vLLM is imported anywhere: the in-process engine (no worker processes).
@@ -15,11 +17,11 @@ import pytest
 import torch
 from upstream_fixture import FIXTURE_SYSTEM, build_upstream_checkpoint
 
-from policy.checkpoint import load_checkpoint
+from policy.checkpoint import checkpoint_tensors, load_checkpoint
 from policy.source_layout import export_checkpoint
 from rollout.config import RolloutConfig
 from rollout.engine import RolloutEngine
-from rollout.parity import parity_requests, policy_logprobs, run_parity
+from rollout.parity import parity_requests, perturb_, policy_logprobs, run_parity, weight_buckets
 from rollout.types import RolloutRequest, SamplingSettings
 
 pytestmark = pytest.mark.integration
@@ -67,6 +69,13 @@ def test_vllm_loads_the_published_layout_and_round_trips(tmp_path):
         assert vllm_text == engine.processor.chat_text("What is 2 + 3?", 0, "direct")
         assert vllm_text.startswith(f"<|im_start|>system\n{FIXTURE_SYSTEM}<|im_end|>")
         before = _fixed(engine, tmp_path)
+        # A weight update that moves the (tied) embeddings reaches the logits too.
+        perturbed = copy.deepcopy(model)
+        perturb_(perturbed, scale=0.05, seed=1)
+        engine.update_weights(weight_buckets(checkpoint_tensors(perturbed)), version=1)
+        report = run_parity(engine, perturbed, parity_requests(tmp_path), PARITY_SAMPLING)
+        assert report.max_abs_diff <= MAX_ABS, report
+        assert report.mean_abs_diff <= MEAN_ABS, report
     finally:
         engine.shutdown()
 
