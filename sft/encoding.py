@@ -1,8 +1,10 @@
 """SFT examples into training sequences with loss masks.
 
-A sequence is the prompt exactly as the policy processor builds it for RL and vLLM (ChatML,
-thinking instruction appended in ``think`` mode only, ``<img><IMG_CONTEXT>...</img>`` per
-image) followed by the response tokens and ``<|im_end|>``. Prompt ids and response ids are
+A sequence is the prompt exactly as the policy processor builds it for RL and vLLM (the
+checkpoint's own chat template through ``policy.processor.render_chat``, e.g. its default
+system turn; the built-in ChatML only for tokenizers without one; thinking instruction
+appended in ``think`` mode only, ``<img><IMG_CONTEXT>...</img>`` per image) followed by the
+response tokens and ``<|im_end|>``. Prompt ids and response ids are
 tokenised separately, as in rollout (prompt ids + generated ids), so SFT trains exactly the
 token boundaries the RL stage samples.
 

@@ -1,6 +1,6 @@
 """A tiny checkpoint in the layout of the published SAIL-VL2 repos (as public text shows it;
-see /work/shared/reference/sailvl2.md and docs/model.md "Using the published SAIL-VL2
-checkpoints"), written without sailrl's saver so that loading it tests the real first contact:
+see docs/model.md "Using the published SAIL-VL2 checkpoints"), written without sailrl's
+saver so that loading it tests the real first contact:
 
 - ``config.json`` in the remote code's shapes: ``auto_map``, ``model_type`` "sailvl",
   AIMv2-style ``vision_config`` (``use_bias``/``qkv_bias``, its own ``model_type`` and
