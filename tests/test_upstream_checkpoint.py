@@ -5,6 +5,7 @@ in the source's keys, the source's weight names, dtype and shards)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shutil
@@ -95,6 +96,18 @@ def test_positive_select_layer_uses_aimv2_indexing(upstream, tmp_path):
         torch.testing.assert_close(vision(pixels, select_layer=0), first)
 
 
+def test_vllm_side_builds_the_same_vision_blocks(loaded):
+    from rollout.weight_names import keep_for_vllm, vision_blocks_used
+
+    config = copy.deepcopy(loaded.config)
+    assert vision_blocks_used(config) == 3 and keep_for_vllm(
+        "vision_model.trunk.post_trunk_norm.weight", config
+    )
+    config.select_layer = 0
+    assert vision_blocks_used(config) == config.num_vision_blocks_used == 1
+    assert not keep_for_vllm("vision_model.trunk.blocks.1.attn.qkv.weight", config)
+
+
 def test_differing_stored_lm_head_names_both_keys(upstream, tmp_path):
     bad = _copy(upstream, tmp_path / "ck")
     file = (
@@ -183,7 +196,7 @@ def test_model_info_counts_the_tied_head_once(upstream, loaded, capsys):
 
 
 # -- prompts ------------------------------------------------------------------------------
-def test_sft_rl_and_engine_prompts_carry_the_checkpoint_system_turn(loaded):
+def test_sft_rl_and_engine_prompts_carry_the_checkpoint_system_turn(loaded, tmp_path):
     from policy.data import Example
     from rl.prompts import PromptBuilder
     from rollout.prompts import prepare
@@ -199,6 +212,19 @@ def test_sft_rl_and_engine_prompts_carry_the_checkpoint_system_turn(loaded):
     request = PromptBuilder(processor).request(PromptBuilder(processor).prompt("p0", example))
     engine_ids = list(prepare(request, processor, max_model_len=4096).prompt_token_ids)
     assert engine_ids == sft_prompt
+    # With an image: the learner's processor and the engine's prepare give the same ids.
+    from rollout.parity import synthetic_image
+
+    image = tmp_path / "img.png"
+    synthetic_image(600, 448, seed=1).save(image)
+    example = Example(
+        prompt="Count.", messages=None, answer="3", images=(str(image),), mode="direct"
+    )
+    builder = PromptBuilder(processor)
+    learner_side = processor.process(example.question, example.images, "direct")
+    engine_side = prepare(builder.request(builder.prompt("p1", example)), processor, 4096)
+    assert list(engine_side.prompt_token_ids) == learner_side.input_ids
+    assert learner_side.text.startswith(f"<|im_start|>system\n{FIXTURE_SYSTEM}<|im_end|>")
     text = render_chat(tok, [{"role": "user", "content": "hi"}])
     assert text == tok.apply_chat_template(
         [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
@@ -296,3 +322,5 @@ def test_one_sft_step_then_export(upstream, tmp_path):
     assert any(not torch.equal(out_w[n], src_w[n]) for n in src_w)  # it did train
     again = load_checkpoint(out)  # and loads again
     assert torch.equal(again.model.state_dict()[EMBED], out_w[EMBED].float())
+    learner.load(out)  # a run resumes from it (stored lm_head and all)
+    assert learner.step == 1
