@@ -51,6 +51,7 @@ _RUNTIME_KEYS = frozenset(
         "architectures",
         "auto_map",
         "model_type",
+        "use_cache",
     }
 )
 
@@ -96,14 +97,19 @@ def write_weights_like(
             f"cannot save in the layout of {source}: the model lacks {missing[:3]} and has "
             f"{extra[:3]} that {source} does not store; the model does not come from it"
         )
-    shards: dict[str, dict[str, torch.Tensor]] = {}
-    for name, (file, dtype) in layout.items():
-        tensor = tensors[name].detach().to("cpu", dtype=dtype).contiguous().clone()
-        shards.setdefault(file, {})[name] = tensor
-    for file, shard in shards.items():
+    files: dict[str, list[str]] = {}
+    for name, (file, _) in layout.items():
+        files.setdefault(file, []).append(name)
+    total = 0
+    for file, names in files.items():  # one shard in memory at a time
+        shard = {
+            name: tensors[name].detach().to("cpu", dtype=layout[name][1]).contiguous().clone()
+            for name in names
+        }
+        total += sum(t.numel() * t.element_size() for t in shard.values())
         save_file(shard, out / file, metadata={"format": "pt"})
+        del shard
     if (source / INDEX_FILE).is_file():
-        total = sum(t.numel() * t.element_size() for s in shards.values() for t in s.values())
         index = {
             "metadata": {**metadata, "total_size": total},
             "weight_map": {name: file for name, (file, _) in sorted(layout.items())},
@@ -112,11 +118,14 @@ def write_weights_like(
 
 
 def copy_model_files(source: Path, out: Path) -> list[str]:
-    """Copy every non-weight file of ``source`` (config.json excluded) byte for byte."""
+    """Copy every non-weight file of ``source`` (config.json excluded) byte for byte; hidden
+    directories (``.cache/`` of a download, sailrl's staging) are skipped."""
     copied = []
     for path in sorted(source.rglob("*")):
         rel = path.relative_to(source)
-        if any(part.startswith(".") for part in rel.parts) or rel.parts[0] in RUN_FILES:
+        if any(part.startswith(".") for part in rel.parts[:-1]) or rel.parts[0] in RUN_FILES:
+            continue
+        if rel.name.startswith(".") and path.is_dir():
             continue
         if path.is_dir() or rel.as_posix() == CONFIG_FILE or is_weight_file(path.name):
             continue

@@ -13,7 +13,7 @@ saver so that loading it tests the real first contact:
 - the tokenizer with its own chat template in ``tokenizer_config.json`` (a default system
   turn, no newline after ``<|im_end|>``, as ms-swift's ``sail_vl2`` template frames prompts);
 - remote-code ``.py`` stand-ins named in ``auto_map``, ``preprocessor_config.json``,
-  ``generation_config.json`` and a README model card.
+  ``generation_config.json``, a README model card and the hub's ``.gitattributes``.
 
 Head dim 64 (vLLM's CPU attention rejects 16).
 """
@@ -250,6 +250,7 @@ def build_upstream_checkpoint(
         )
         + "\n"
     )
+    (out / ".gitattributes").write_text("*.safetensors filter=lfs diff=lfs merge=lfs -text\n")
     (out / "README.md").write_text(
         "---\nlicense: apache-2.0\nlibrary_name: transformers\npipeline_tag: image-text-to-text\n"
         "---\n# SAIL-VL2 fixture\n\nA tiny stand-in in the layout of the published repos.\n"
