@@ -25,7 +25,9 @@ experts kernel's own post-load hook (``fused_experts.process_weights_after_loadi
 on CPU is the prepacking into the grouped-GEMM layout; the reloaded experts then hold raw
 weights the CPU kernel misreads (outputs change, but wrongly; seen in the MoE parity test).
 ``finish_weight_update`` runs that hook again for exactly the expert layers the update
-reloaded.
+reloaded. Likewise a tied lm_head (SAIL-VL2-2B's): the CPU backend packs a copy of the
+shared embedding for the logits GEMM at load time, which a reload of ``embed_tokens`` leaves
+stale; the model's ``after_weight_update`` re-ties and re-packs it.
 """
 
 from __future__ import annotations
