@@ -267,7 +267,19 @@ def load_tokenizer(path: str | os.PathLike) -> Any:
             f"tokenizer files {missing} are missing in {directory}; copy the tokenizer of the "
             "model this checkpoint came from into it (tokenizer.save_pretrained(dir))"
         )
-    tokenizer = AutoTokenizer.from_pretrained(str(directory))
+    # trust_remote_code=False: a published config.json's auto_map must never make loading
+    # ask (or run) anything; the tokenizer is a plain fast tokenizer.
+    tokenizer = AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
+    template_file = directory / "chat_template.json"
+    if not getattr(tokenizer, "chat_template", None) and template_file.is_file():
+        # The processor-style template file, which AutoTokenizer does not read.
+        try:
+            tokenizer.chat_template = json.loads(template_file.read_text())["chat_template"]
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise CheckpointError(
+                f"{template_file} is not a chat template file (a JSON object with key "
+                f"'chat_template'): {err}"
+            ) from err
     try:
         special_token_ids(tokenizer)
     except KeyError as err:

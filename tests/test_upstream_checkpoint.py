@@ -324,3 +324,21 @@ def test_one_sft_step_then_export(upstream, tmp_path):
     assert torch.equal(again.model.state_dict()[EMBED], out_w[EMBED].float())
     learner.load(out)  # a run resumes from it (stored lm_head and all)
     assert learner.step == 1
+
+
+@pytest.mark.parametrize("where", ["chat_template.jinja", "chat_template.json"])
+def test_template_is_read_from_each_file_transformers_uses(upstream, loaded, tmp_path, where):
+    ck = _copy(upstream, tmp_path / "ck")
+    tok_config = json.loads((ck / "tokenizer_config.json").read_text())
+    template = tok_config.pop("chat_template")
+    (ck / "tokenizer_config.json").write_text(json.dumps(tok_config))
+    if where.endswith(".json"):
+        (ck / where).write_text(json.dumps({"chat_template": template}))
+    else:
+        (ck / where).write_text(template)
+    moved = SAILVLProcessor.from_pretrained(ck)
+    here = SAILVLProcessor(loaded.tokenizer, loaded.config)
+    assert moved.chat_template == "checkpoint"
+    assert moved.prompt_text("What is 1 + 1?", [1], "think") == here.prompt_text(
+        "What is 1 + 1?", [1], "think"
+    )
