@@ -1,0 +1,128 @@
+"""Published dataset schemas load with no conversion step (policy.data over ``datasets``):
+each fixture, written with ``datasets`` itself, gives the right prompt, answer and images."""
+
+from __future__ import annotations
+
+import public_data as pdata
+import pytest
+from PIL import Image
+
+from policy.data import ReadOptions, read_examples
+from policy.data_check import DataError
+
+
+def _pixels(image) -> tuple:
+    return Image.Image.convert(image, "RGB").getpixel((0, 0))
+
+
+def test_geometry3k_sequence_of_image_structs(tmp_path):
+    examples = read_examples(pdata.geometry3k(tmp_path / "g.parquet"))
+    assert examples.format == "hf-vqa" and len(examples) == 4
+    first = examples[0]
+    assert first.prompt == "<image>Find x in triangle 0." and first.answer == "10"
+    assert len(first.images) == 1 and isinstance(first.images[0], Image.Image)
+    assert _pixels(first.images[0]) == pdata.COLORS[0]
+    assert _pixels(examples[1].images[0]) == pdata.COLORS[1]
+    assert examples.report.rows_with_images == 4 and examples.report.images == 4
+
+
+def test_verl_layout(tmp_path):
+    examples = read_examples(pdata.verl_geo3k(tmp_path / "v.parquet"))
+    assert examples.format == "verl"
+    ex = examples[2]
+    assert ex.messages == ({"role": "user", "content": "<image>Angle 2? Put it in \\boxed{}."},)
+    assert ex.answer == "32" and ex.data_source == "hiyouga/geometry3k" and ex.domain == "math"
+    assert ex.metadata["extra_info"]["index"] == 2
+    assert _pixels(ex.images[0]) == pdata.COLORS[2]
+
+
+def test_mathvista_decoded_image_and_choices(tmp_path):
+    examples = read_examples(pdata.mathvista(tmp_path / "mv.parquet"))
+    choice, free = examples
+    assert choice.prompt.startswith("Hint: choose.") and "(B) square" in choice.prompt
+    assert choice.answer == "square" and choice.metadata["choices"][1] == "square"
+    assert choice.metadata["image_path"] == "images/1.jpg"  # no such file: bytes are used
+    assert _pixels(choice.images[0]) == pdata.COLORS[0] and free.answer == "4"
+
+
+def test_choices_letter_answers_and_boxed_solutions(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"question": "Pick", "choices": ["red", "blue"], "answer": "B"},
+            {"problem": "Sum?", "solution": "2 + 2 so \\boxed{4}."}]  # fmt: skip
+    for k, row in enumerate(rows):
+        pq.write_table(pa.Table.from_pylist([row]), tmp_path / f"{k}.parquet")
+    letter = read_examples(tmp_path / "0.parquet")[0]
+    assert letter.answer == "blue" and letter.prompt == "Pick\nChoices:\n(A) red\n(B) blue"
+    assert read_examples(tmp_path / "1.parquet")[0].answer == "4"
+
+
+def test_llava_json_with_image_files(tmp_path):
+    examples = read_examples(pdata.llava(tmp_path / "sft.json"), require=("response",))
+    assert examples.format == "llava"
+    think, direct = examples
+    assert think.messages == ({"role": "user", "content": "<image>\nWhat color is it?"},)
+    assert think.response.endswith("\\boxed{red}") and think.answer == "red"
+    assert think.mode == "think" and direct.mode == "direct" and direct.response == "Blue."
+    assert think.images == (str((tmp_path / "imgs" / "0.png").resolve()),)
+
+
+def test_trl_prompt_completion_and_messages(tmp_path):
+    pc = read_examples(pdata.trl_prompt_completion(tmp_path / "pc.jsonl"))
+    assert pc.format == "trl" and pc[3].prompt == "What is 3 + 3?"
+    assert pc[3].response == "\\boxed{6}" and pc[3].answer == "6" and pc[3].mode == "direct"
+    msgs = read_examples(pdata.trl_messages(tmp_path / "m.parquet"))
+    ex = msgs[1]
+    assert [m["role"] for m in ex.messages] == ["system", "user"]
+    assert ex.response == "<think>\nok\n</think>\n\n1" and ex.mode == "think"
+
+
+def test_column_mapping_and_named_format(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(
+        [{"q": "What?", "sol": "\\boxed{7}", "pic": {"bytes": pdata.png(), "path": None}}]
+    )
+    pq.write_table(table, tmp_path / "odd.parquet")
+    opts = ReadOptions(format="sailrl", columns={"prompt": "q", "answer": "sol", "images": "pic"})
+    ex = read_examples(tmp_path / "odd.parquet", opts)[0]
+    assert ex.prompt == "What?" and ex.answer == "7" and len(ex.images) == 1
+    with pytest.raises(ValueError, match="data.columns: 'question' is not a key"):
+        ReadOptions(columns={"question": "q"})
+
+
+def test_directories_and_globs_read_every_file(tmp_path):
+    (tmp_path / "d").mkdir()
+    pdata.geometry3k(tmp_path / "d" / "a.parquet", n=2)
+    pdata.geometry3k(tmp_path / "d" / "b.parquet", n=3)
+    assert len(read_examples(tmp_path / "d")) == 5
+    assert len(read_examples(str(tmp_path / "d" / "b*.parquet"))) == 3
+
+
+def test_undecodable_image_error_names_file_and_row(tmp_path):
+    path = pdata.geometry3k(tmp_path / "g.parquet", n=4, bad_row=2)
+    with pytest.raises(DataError, match=r"g.parquet:row 3: .*embedded image"):
+        read_examples(path)
+    kept = read_examples(path, ReadOptions(on_bad_row="skip", max_bad_fraction=0.5))
+    assert len(kept) == 3 and [e.answer for e in kept] == ["10", "11", "13"]
+    assert len(kept.report.bad_rows) == 1 and kept.report.bad_per_file == {str(path): 1}
+    with pytest.raises(DataError, match="more than data.max_bad_fraction=0.1"):
+        read_examples(path, ReadOptions(on_bad_row="skip", max_bad_fraction=0.1))
+
+
+def test_tiny_and_truncated_images_are_bad_rows(tmp_path):
+    path = pdata.geometry3k(tmp_path / "t.parquet", n=2, size=(1, 1))
+    with pytest.raises(DataError, match=r"t.parquet:row 1: image .* is 1x1 px"):
+        read_examples(path)
+    (tmp_path / "cut.png").write_bytes(pdata.png()[:60])
+    (tmp_path / "c.jsonl").write_text('{"prompt": "q", "answer": "1", "images": ["cut.png"]}\n')
+    with pytest.raises(DataError, match=r"c.jsonl:1: undecodable image"):
+        read_examples(tmp_path / "c.jsonl")
+
+
+def test_unknown_columns_are_a_clear_error(tmp_path):
+    (tmp_path / "x.jsonl").write_text('{"foo": 1}\n')
+    with pytest.raises(ValueError, match="fit none of the schemas"):
+        read_examples(tmp_path / "x.jsonl")
