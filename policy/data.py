@@ -187,14 +187,17 @@ class ReadOptions:
 
 
 def open_examples(
-    path: str | os.PathLike, options: ReadOptions | None = None, cache: Path | None = None
+    path: str | os.PathLike | Sequence[str | os.PathLike],
+    options: ReadOptions | None = None,
+    cache: Path | None = None,
 ):
-    """An ``ExampleSet`` over the files at ``path`` (file, directory or glob), unchecked:
-    rows are parsed when read."""
+    """An ``ExampleSet`` over the files at ``path`` (a file, directory or glob, or a list of
+    them), unchecked: rows are parsed when read."""
     from policy.example_set import ExampleSet
 
     opts = options or ReadOptions()
-    files = [open_file(f, cache) for f in expand(path)]
+    paths = [path] if isinstance(path, str | os.PathLike) else list(path)
+    files = [open_file(f, cache) for p in paths for f in expand(p)]
     formats = [opts.format or _detect(f, opts.columns) for f in files]
     return ExampleSet(files, formats, dict(opts.columns))
 
@@ -209,7 +212,7 @@ def _detect(file: DataFile, columns: Mapping[str, str]) -> str:
 
 
 def read_examples(
-    path: str | os.PathLike,
+    path: str | os.PathLike | Sequence[str | os.PathLike],
     options: ReadOptions | None = None,
     cache: Path | None = None,
     require: Sequence[str] = (),
