@@ -144,7 +144,9 @@ def decode_image_bytes(data: bytes, where: str) -> Image.Image:
     """A PIL image over ``data`` (only the header is read now; pixels when first used)."""
     try:
         image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError) as err:
+    except UnidentifiedImageError as err:
+        raise ValueError(f"{where}: the embedded bytes are no image format PIL knows") from err
+    except OSError as err:
         raise ValueError(f"{where}: cannot decode the embedded image bytes ({err})") from err
     image.encoded_bytes = bytes(data)  # kept for writers that copy the image out
     return image
