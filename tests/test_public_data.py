@@ -126,3 +126,48 @@ def test_unknown_columns_are_a_clear_error(tmp_path):
     (tmp_path / "x.jsonl").write_text('{"foo": 1}\n')
     with pytest.raises(ValueError, match="fit none of the schemas"):
         read_examples(tmp_path / "x.jsonl")
+
+
+def test_vision_tower_sees_the_embedded_image_bytes(tmp_path):
+    """Same prompt, different image bytes: different pixel values, different logits."""
+    import torch
+    from sft_tiny import tiny_model
+
+    from rollout.prompts import prepare
+    from rollout.types import RolloutRequest
+    from sft.encoding import encode_example
+
+    model, processor = tiny_model()
+    model.eval()
+    red = read_examples(pdata.geometry3k(tmp_path / "red.parquet", n=1))[0]
+    rows = pdata.geometry3k(tmp_path / "blue.parquet", n=2)
+    blue = read_examples(rows)[1]  # COLORS[1], same size, same problem text but the index
+    blue = type(blue)(**{**blue.__dict__, "prompt": red.prompt, "response": "\\boxed{1}"})
+    red = type(red)(**{**red.__dict__, "response": "\\boxed{1}"})
+    logits = []
+    for ex in (red, blue):
+        sample = encode_example(processor, ex)
+        ids = torch.tensor([sample.input_ids])
+        with torch.no_grad():
+            logits.append(model(input_ids=ids, pixel_values=sample.pixel_values).logits)
+    assert logits[0].shape == logits[1].shape
+    assert (logits[0] - logits[1]).abs().max() > 1e-4
+    # the rollout side gets the decoded image itself, next to processor-expanded ids
+    ready = prepare(RolloutRequest("p", red.question, tuple(red.images)), processor, 4096)
+    image = ready.vllm_input()["multi_modal_data"]["image"][0]
+    assert image.getpixel((0, 0)) == pdata.COLORS[0]
+    assert ready.prompt_token_ids.count(processor.img_context_token_id) > 0
+
+
+def test_bad_image_stops_an_rl_run_before_any_actor(tmp_path, monkeypatch):
+    import rl.driver as driver
+    from rl.config import ConfigError
+    from rl.experiment import load_experiment
+
+    started = []
+    monkeypatch.setattr(driver, "Cluster", lambda *a, **k: started.append(1))
+    bad = pdata.geometry3k(tmp_path / "bad.parquet", n=4, bad_row=2)
+    cfg = load_experiment(None, [f"data.train={bad}", f"run.dir={tmp_path / 'run'}"])
+    with pytest.raises(ConfigError, match=r"data.train: .*bad.parquet:row 3: images\[0\]"):
+        driver.run_rl(cfg)
+    assert not started and not (tmp_path / "run" / "init-model").exists()
