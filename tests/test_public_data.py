@@ -103,7 +103,9 @@ def test_directories_and_globs_read_every_file(tmp_path):
 
 def test_undecodable_image_error_names_file_and_row(tmp_path):
     path = pdata.geometry3k(tmp_path / "g.parquet", n=4, bad_row=2)
-    with pytest.raises(DataError, match=r"g.parquet:row 3: images\[0\]: the embedded bytes are no image"):
+    with pytest.raises(
+        DataError, match=r"g.parquet:row 3: images\[0\]: the embedded bytes are no image"
+    ):
         read_examples(path)
     kept = read_examples(path, ReadOptions(on_bad_row="skip", max_bad_fraction=0.5))
     assert len(kept) == 3 and [e.answer for e in kept] == ["10", "11", "13"]
