@@ -86,32 +86,34 @@ def test_sft_stage_trains_on_llava_and_trl(tmp_path):
     assert report["train"]["format"] == "llava+trl" and report["train"]["images"] == 2
 
 
-def _rl(run_dir: Path, *overrides: str):
+def test_worked_example_of_docs_runs_and_skips_a_bad_row(tmp_path, monkeypatch):
+    """docs/data.md's worked example (docs/examples/geometry3k-rl.yaml on the parquet that
+    docs/examples/geometry3k_like.py writes), plus a file with one undecodable image."""
+    import ray
+
     from rl.driver import run_rl
     from rl.experiment import load_experiment
     from rl.runlog import read_metrics
 
-    cfg = load_experiment(ROOT / "configs" / "tiny-rl.yaml", [
-        f"run.dir={run_dir}", "data.synthetic=null", "rl.steps=1", "rl.prompts_per_step=2",
-        "rl.group_size=2", "rl.max_new_tokens=8", "rl.probe_parity=false",
-        "model.overrides={force_image_size: 112}", "rollout.max_model_len=1024", *overrides,
+    monkeypatch.syspath_prepend(str(ROOT))
+    from docs.examples.geometry3k_like import write
+
+    data = tmp_path / "data"
+    write(data / "train.parquet", rows=16)
+    pdata.geometry3k(data / "more.parquet", n=4, bad_row=2)
+    cfg = load_experiment(ROOT / "docs" / "examples" / "geometry3k-rl.yaml", [
+        f"run.dir={tmp_path / 'run'}", f"data.train={data}", "data.on_bad_row=skip",
+        "data.max_bad_fraction=0.1", "rl.steps=1",
     ])  # fmt: skip
-    run_rl(cfg)
-    return read_metrics(run_dir)
-
-
-def test_rl_run_on_geometry3k_skips_the_bad_row(tmp_path):
-    import ray
-
-    bad = pdata.geometry3k(tmp_path / "g.parquet", n=4, bad_row=2)
     try:
-        rows = _rl(tmp_path / "run", f"data.train={bad}", "data.on_bad_row=skip",
-                   "data.max_bad_fraction=0.5")  # fmt: skip
+        run_rl(cfg)
     finally:
         ray.shutdown()
+    rows = read_metrics(tmp_path / "run")
     assert rows[-1]["step"] == 1 and rows[-1]["data/bad_rows"] == 1
-    report = json.loads((tmp_path / "run" / "data_report.json").read_text())
-    assert report["train"]["bad_examples"][0]["where"].endswith("g.parquet:row 3")
+    report = json.loads((tmp_path / "run" / "data_report.json").read_text())["train"]
+    assert report["rows"] == 20 and report["format"] == "hf-vqa"
+    assert report["bad_examples"][0]["where"].endswith("more.parquet:row 3")
 
 
 def test_cli_bad_image_exits_2_naming_file_and_row(tmp_path):
