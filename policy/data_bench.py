@@ -5,7 +5,7 @@ process (so peak RSS is that of the load alone), measures:
 
     open_cold_s   ``datasets`` converts the file into its Arrow cache and memory-maps it
     open_warm_s   the same file again (the cache is reused)
-    check_s       the up-front check: every row parsed and validated, nothing kept
+    check_s       the up-front check (column-wise for plain text tables, else row by row)
     first_batch_s the SFT stream's epoch order and its first batch of examples
     stream_first_s first row through a streaming ``datasets`` reader (no cache, no check)
     peak_rss_mib  the process's peak resident memory after all of the above

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from policy.data_fastcheck import fast_modes
+
 log = logging.getLogger(__name__)
 MIN_IMAGE_SIDE = 2  # pixels; smaller images are reported as bad rows
 _REQUIRED = {
@@ -89,31 +91,30 @@ def check_examples(examples, options, require: Sequence[str] = ()):
     report = DataReport(examples.format, [str(p) for p in examples.paths()])
     bad: list[int] = []
     modes = np.zeros(examples.total_rows, dtype=np.int8)
-    for f, local, row in examples.rows():
-        g = examples.global_index(f, local)
-        report.rows += 1
-        reason = None
-        try:
-            ex = examples.parse(f, local, row)
-        except ValueError as err:
-            where = examples.files[f].where(local)
-            reason = str(err).removeprefix(f"{where}: ")
-        else:
-            modes[g] = ex.mode == "think"
-            reason = next((_REQUIRED[k] for k in require if not getattr(ex, k)), None)
-            if reason is None and ex.images:
-                reason = next(filter(None, map(verify_image, ex.images)), None)
-                report.rows_with_images += 1
-                report.images += len(ex.images)
-        if reason is None:
+    for f, file in enumerate(examples.files):
+        start = examples.global_index(f, 0)
+        fast = fast_modes(file, examples.formats[f], examples.columns, require)
+        if fast is not None:  # every row proven valid by column checks: nothing to parse
+            report.rows += len(fast)
+            modes[start : start + len(fast)] = fast
             continue
-        where = examples.files[f].where(local)
-        if options.on_bad_row == "error":
-            raise DataError(f"{where}: {reason} (data.on_bad_row: skip drops bad rows instead)")
-        bad.append(g)
-        report.bad_rows.append(BadRow(where, reason))
-        name = str(examples.files[f].path)
-        report.bad_per_file[name] = report.bad_per_file.get(name, 0) + 1
+        local = 0
+        for batch in file.batches():
+            for row in batch:
+                report.rows += 1
+                reason = _check_row(examples, f, local, row, require, modes, report)
+                if reason is not None:
+                    where = file.where(local)
+                    if options.on_bad_row == "error":
+                        raise DataError(
+                            f"{where}: {reason} (data.on_bad_row: skip drops bad rows instead)"
+                        )
+                    bad.append(start + local)
+                    report.bad_rows.append(BadRow(where, reason))
+                    report.bad_per_file[str(file.path)] = (
+                        report.bad_per_file.get(str(file.path), 0) + 1
+                    )
+                local += 1
     examples.modes = modes
     if bad:
         _report_skipped(report, options.max_bad_fraction)
@@ -125,6 +126,21 @@ def check_examples(examples, options, require: Sequence[str] = ()):
     }
     examples.report = report
     return examples
+
+
+def _check_row(examples, f, local, row, require, modes, report) -> str | None:
+    """Why row ``local`` of file ``f`` is bad, or None (then its mode and images are counted)."""
+    try:
+        ex = examples.parse(f, local, row)
+    except ValueError as err:
+        return str(err).removeprefix(f"{examples.files[f].where(local)}: ")
+    modes[examples.global_index(f, local)] = ex.mode == "think"
+    reason = next((_REQUIRED[k] for k in require if not getattr(ex, k)), None)
+    if reason is None and ex.images:
+        report.rows_with_images += 1
+        report.images += len(ex.images)
+        reason = next(filter(None, map(verify_image, ex.images)), None)
+    return reason
 
 
 def _report_skipped(report: DataReport, max_fraction: float) -> None:

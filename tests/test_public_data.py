@@ -173,3 +173,49 @@ def test_bad_image_stops_an_rl_run_before_any_actor(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"data.train: .*bad.parquet:row 3: images\[0\]"):
         driver.run_rl(cfg)
     assert not started and not (tmp_path / "run" / "init-model").exists()
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [{"prompt": "a", "answer": "1", "mode": "direct"}, {"prompt": "b", "answer": "2"}],
+        [{"prompt": "a", "answer": 1, "difficulty": 0.5}],
+        [{"prompt": "a", "response": "<think>x</think> 1"}, {"prompt": "b", "response": "2"}],
+        [{"prompt": "a", "completion": "<think>x</think>"}, {"prompt": "b", "completion": "2"}],
+        [{"prompt": "a", "answer": "1", "mode": "fast"}],
+        [{"prompt": "  ", "answer": "1"}],
+        [{"prompt": "a", "answer": None, "response": None}],
+        [{"prompt": "a", "answer": "1", "response": None}],
+    ],
+)
+def test_column_check_agrees_with_parsing_every_row(tmp_path, rows):
+    """The vectorised check of text tables either proves all rows valid with the same modes
+    as parsing them, or defers to parsing (which then names the bad rows)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from policy.data import open_examples
+    from policy.data_check import check_examples
+    from policy.data_fastcheck import fast_modes
+
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "t.parquet")
+    for require in ((), ("response",)):
+        examples = open_examples(tmp_path / "t.parquet")
+        fast = fast_modes(examples.files[0], examples.formats[0], {}, require)
+        parsed = []
+        for i in range(len(examples)):
+            try:
+                ex = examples[i]
+            except ValueError:
+                parsed = None
+                break
+            if any(not getattr(ex, k) for k in require):
+                parsed = None
+                break
+            parsed.append(int(ex.mode == "think"))
+        if fast is not None:
+            assert parsed is not None and fast.tolist() == parsed
+        if parsed is None:
+            assert fast is None
+            with pytest.raises(DataError):
+                check_examples(examples, ReadOptions(), require)
