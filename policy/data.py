@@ -173,6 +173,8 @@ class ReadOptions:
     columns: Mapping[str, str] = field(default_factory=dict)
     on_bad_row: OnBadRow = "error"
     max_bad_fraction: float = 0.01
+    # Relative image paths are relative to this directory (default: each data file's own).
+    image_root: str | None = None
 
     def __post_init__(self) -> None:
         from policy.schemas import FORMATS
@@ -201,7 +203,7 @@ def open_examples(
     paths = [path] if isinstance(path, str | os.PathLike) else list(path)
     files = [open_file(f, cache) for p in paths for f in expand(p)]
     formats = [opts.format or _detect(f, opts.columns) for f in files]
-    return ExampleSet(files, formats, dict(opts.columns))
+    return ExampleSet(files, formats, dict(opts.columns), image_root=opts.image_root)
 
 
 def _detect(file: DataFile, columns: Mapping[str, str]) -> str:

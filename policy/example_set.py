@@ -8,6 +8,7 @@ SFT split think/direct pools without parsing rows again.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,14 @@ class ExampleSet(Sequence):
         formats: list[str],
         columns: dict[str, str],
         keep: np.ndarray | None = None,
+        image_root: str | os.PathLike | None = None,
     ) -> None:
         self.files, self.formats, self.columns = files, formats, columns
         self._offsets = np.cumsum([0] + [len(f) for f in files])
         self._keep = keep
-        self._bases = [f.path.resolve().parent for f in files]
+        self.image_root = image_root
+        root = Path(image_root).resolve() if image_root else None
+        self._bases = [root or f.path.resolve().parent for f in files]
         self.modes: np.ndarray | None = None  # 1 = think, 0 = direct, per row (after check)
         self.report: Any = None  # policy.data_check.DataReport once checked
 
@@ -103,7 +107,7 @@ class ExampleSet(Sequence):
         """This set without the rows at global indices ``bad`` (indices into the files)."""
         base = self._keep if self._keep is not None else np.arange(self.total_rows)
         keep = np.setdiff1d(base, np.asarray(list(bad), dtype=np.int64), assume_unique=True)
-        out = ExampleSet(self.files, self.formats, self.columns, keep)
+        out = ExampleSet(self.files, self.formats, self.columns, keep, self.image_root)
         if self.modes is not None:
             out.modes = self.modes[np.isin(base, keep)]
         return out

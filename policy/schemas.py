@@ -107,6 +107,8 @@ def to_record(row: dict[str, Any], fmt: str) -> dict[str, Any]:
     record = {"sailrl": _sailrl, "hf-vqa": _hf_vqa, "verl": _verl, "trl": _trl,
               "llava": _llava}[fmt](row)  # fmt: skip
     answer = record.get("answer")
+    if isinstance(record.get("messages"), list):
+        record["messages"] = [_flat(m) for m in record["messages"]]
     if isinstance(answer, str) and "\\boxed" in answer:
         record["answer"] = boxed_answer(answer) or answer
     if record.get("answer") is None and isinstance(record.get("response"), str):
@@ -115,6 +117,23 @@ def to_record(row: dict[str, Any], fmt: str) -> dict[str, Any]:
     if "mode" not in record and isinstance(record.get("response"), str) and fmt != "sailrl":
         record["mode"] = "think" if "<think>" in record["response"] else "direct"
     return record
+
+
+def _flat(message: Any) -> Any:
+    """A message whose content is a list of typed parts (TRL's vision format:
+    ``[{"type": "image"}, {"type": "text", "text": ".."}]``) as text with ``<image>`` markers."""
+    if not isinstance(message, dict) or not isinstance(message.get("content"), list):
+        return message
+    parts = []
+    for part in message["content"]:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "image":
+            parts.append("<image>")
+        elif kind == "text" and isinstance(part.get("text"), str):
+            parts.append(part["text"])
+        else:
+            raise ValueError(f"message content part {part!r:.80} is neither text nor image")
+    return {**message, "content": "".join(parts)}
 
 
 def _images(value: Any) -> list[Any] | None:
@@ -182,14 +201,14 @@ def _trl(row: dict[str, Any]) -> dict[str, Any]:
     if "messages" in row and "prompt" not in row:
         messages = list(row["messages"]) if isinstance(row["messages"], list) else row["messages"]
         if isinstance(messages, list) and messages and _is_assistant(messages[-1]):
-            out["response"] = messages[-1].get("content")
+            out["response"] = _flat(messages[-1]).get("content")
             messages = messages[:-1]
         out["messages"] = messages
         return out
     prompt, completion = row.get("prompt"), row.get("completion")
     out["messages" if isinstance(prompt, list) else "prompt"] = prompt
     if isinstance(completion, list):
-        texts = [m.get("content") for m in completion if _is_assistant(m)]
+        texts = [_flat(m).get("content") for m in completion if _is_assistant(m)]
         completion = texts[-1] if texts else None
     if completion is not None:
         out["response"] = completion

@@ -52,9 +52,12 @@ class SFTConfig:
     columns: dict[str, str] = field(default_factory=dict)
     on_bad_row: Literal["error", "skip"] = "error"
     max_bad_fraction: float = 0.01
+    image_root: str | None = None  # relative image paths: default, each data file's directory
 
     def read_options(self) -> ReadOptions:
-        return ReadOptions(self.format, self.columns, self.on_bad_row, self.max_bad_fraction)
+        return ReadOptions(
+            self.format, self.columns, self.on_bad_row, self.max_bad_fraction, self.image_root
+        )
 
     def __post_init__(self) -> None:
         self.read_options()  # validates format, columns and the bad-row settings

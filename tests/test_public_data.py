@@ -219,3 +219,21 @@ def test_column_check_agrees_with_parsing_every_row(tmp_path, rows):
             assert fast is None
             with pytest.raises(DataError):
                 check_examples(examples, ReadOptions(), require)
+
+
+def test_trl_vision_content_parts_and_image_root(tmp_path):
+    from datasets import Dataset
+
+    rows = {"messages": [[
+        {"role": "user", "content": [{"type": "image", "text": None},
+                                     {"type": "text", "text": "What colour?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Red."}]}]],
+        "images": [[{"bytes": pdata.png(), "path": None}]]}  # fmt: skip
+    Dataset.from_dict(rows).to_parquet(str(tmp_path / "v.parquet"))
+    ex = read_examples(tmp_path / "v.parquet")[0]
+    assert ex.messages == ({"role": "user", "content": "<image>What colour?"},)
+    assert ex.response == "Red." and len(ex.images) == 1
+    llava = pdata.llava(tmp_path / "imgs" / "sft.json")  # its images lie in imgs/imgs/
+    with pytest.raises(DataError, match="image file not found"):
+        read_examples(llava, ReadOptions(image_root=str(tmp_path)))
+    assert read_examples(llava, ReadOptions(image_root=str(tmp_path / "imgs")))[0].images

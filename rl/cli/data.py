@@ -58,6 +58,8 @@ def read_option_args(parser: argparse.ArgumentParser) -> None:
                         help="map sailrl keys onto the file's columns, e.g. prompt=problem")  # fmt: skip
     parser.add_argument("--on-bad-row", default="error", choices=["error", "skip"])
     parser.add_argument("--max-bad-fraction", type=float, default=0.01)
+    parser.add_argument("--image-root", default=None,
+                        help="relative image paths start here (default: the data file's dir)")  # fmt: skip
 
 
 def read_options(args):
@@ -71,7 +73,9 @@ def read_options(args):
             raise ConfigError(f"--columns: {item!r} is not KEY=COLUMN (e.g. prompt=problem)")
         columns[key] = column
     try:
-        return ReadOptions(args.format, columns, args.on_bad_row, args.max_bad_fraction)
+        return ReadOptions(
+            args.format, columns, args.on_bad_row, args.max_bad_fraction, args.image_root
+        )
     except ValueError as err:
         raise ConfigError(str(err)) from err
 
