@@ -145,3 +145,36 @@ def test_data_inspect_and_convert(ckpt, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     back = read_examples(out, ReadOptions())
     assert back.format == "sailrl" and back[0].answer == "square" and back[0].images
+
+
+def test_filter_killed_midway_resumes_without_duplicates(ckpt, tmp_path):
+    """A real kill (SIGKILL of the whole process group) while ``sailrl filter`` writes."""
+    import signal
+    import time
+
+    data = pdata.geometry3k(tmp_path / "g.parquet", n=40)
+    out = tmp_path / "kept.jsonl"
+    progress = tmp_path / "kept.jsonl.progress.jsonl"
+    cmd = [sys.executable, "-m", "rl.cli", "filter", "--model", ckpt, "--data", str(data),
+           "--out", str(out), "--k", "2", "--chunk", "1", "--max-tokens", "24",
+           "--kv-cache-gib", "0.25", "--max-model-len", "1024", "--dtype", "float32"]  # fmt: skip
+    env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if progress.exists() and len(progress.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(progress.read_text().splitlines())
+    assert 3 <= done < 40, "the job finished before it could be killed"
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    stats = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert stats["prompts"] == 40
+    assert stats["kept"] + stats["always_solved"] + stats["never_solved"] == 40
+    answers = [json.loads(line)["answer"] for line in out.read_text().splitlines()]
+    assert len(answers) == len(set(answers)) == stats["kept"]
+    assert f"resuming, {done} of 40 prompts already done" in proc.stderr
