@@ -1,16 +1,23 @@
-"""The example schema shared by SFT and RL data (JSONL or parquet), see docs/data.md.
+"""The example record shared by SFT, RL and the offline jobs, and how data files become
+examples (docs/data.md).
 
-One JSON object per line:
+``read_examples(path, options)``: files (parquet, JSON lists, JSONL; a file, directory or
+glob) are opened through Hugging Face ``datasets`` (``policy.datasets_io``), each file's
+schema is detected from its columns or named (``policy.schemas``: sailrl, hf-vqa, verl,
+trl, llava), and every row is checked once up front (``policy.data_check``). The result is
+an ``ExampleSet`` (``policy.example_set``): a lazy sequence whose rows become ``Example``
+records when read. Rows in sailrl's own schema:
 
 - ``prompt`` (str) or ``messages`` (list of {"role", "content"}): the question;
-- ``images`` (optional list of paths, relative to the data file's directory);
-- ``answer`` (str): the reference answer rewards compare with;
+- ``images`` (optional list of paths relative to the data file's directory, or
+  ``{bytes, path}`` structs: bytes are decoded in memory);
+- ``answer`` (str): the reference answer rewards compare with (optional with a response);
 - ``response`` (optional str): the target completion for SFT;
 - ``mode`` (optional, "think" or "direct", default "think");
 - ``data_source`` / ``domain`` (optional str);
 - any other key is kept in ``metadata``.
 
-Every bad record raises ValueError naming the file and line (parquet: row) number.
+Every bad record is a ValueError naming the file and line (parquet: row) number.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,6 @@ class DataFile:
     table: Any = None  # pyarrow.Table
     rows: list[dict[str, Any]] | None = None
     line_numbers: list[int] | None = None
-    _lines: list[int] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.rows) if self.rows is not None else self.table.num_rows
