@@ -3,6 +3,8 @@ each fixture, written with ``datasets`` itself, gives the right prompt, answer a
 
 from __future__ import annotations
 
+import json
+
 import public_data as pdata
 import pytest
 from PIL import Image
@@ -237,3 +239,19 @@ def test_trl_vision_content_parts_and_image_root(tmp_path):
     with pytest.raises(DataError, match="image file not found"):
         read_examples(llava, ReadOptions(image_root=str(tmp_path)))
     assert read_examples(llava, ReadOptions(image_root=str(tmp_path / "imgs")))[0].images
+
+
+def test_cli_inspect_lists_bad_rows_and_convert_refuses_them(tmp_path, capsys):
+    from rl.cli import main
+
+    bad = pdata.geometry3k(tmp_path / "g.parquet", n=4, bad_row=2)
+    assert main(["data", "inspect", str(bad), "--rows", "1"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["format"], summary["rows"], summary["bad_rows"]) == ("hf-vqa", 4, 1)
+    assert summary["bad_examples"][0]["where"].endswith("g.parquet:row 3")
+    assert main(["data", "convert", str(bad), "--out", str(tmp_path / "c.parquet")]) == 2
+    assert "g.parquet:row 3" in capsys.readouterr().err
+    args = ["data", "convert", str(bad), "--out", str(tmp_path / "c.parquet"), "--on-bad-row",
+            "skip", "--max-bad-fraction", "0.5"]  # fmt: skip
+    assert main(args) == 0
+    assert [e.answer for e in read_examples(tmp_path / "c.parquet")] == ["10", "11", "13"]
