@@ -127,7 +127,7 @@ class RowWriter:
             table = pa.concat_tables(tables, promote_options="permissive") if tables else (
                 pa.table({}))  # fmt: skip
             tmp = self.out.with_name(self.out.name + ".tmp")
-            pq.write_table(table, tmp)
+            pq.write_table(_with_image_features(table), tmp)
             tmp.replace(self.out)
             shutil.rmtree(self.parts, ignore_errors=True)
         self.progress.unlink(missing_ok=True)
@@ -165,6 +165,26 @@ class RowWriter:
         if self.parquet and self.embed_files:
             return {"bytes": Path(image).read_bytes(), "path": os.path.basename(rel)}
         return {"bytes": None, "path": rel} if self.parquet else rel
+
+
+def _with_image_features(table):
+    """``table`` with the ``datasets`` schema metadata that marks ``images`` as a list of
+    Image features, so ``datasets.load_dataset`` decodes them like the published sets."""
+    import pyarrow as pa
+    from datasets import Features, List
+    from datasets import Image as ImageFeature
+
+    field = table.schema.field("images") if "images" in table.column_names else None
+    if field is None or not pa.types.is_list(field.type) or not pa.types.is_struct(
+            field.type.value_type):  # fmt: skip
+        return table
+    storage = pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
+    index = table.column_names.index("images")
+    table = table.set_column(index, "images", table.column("images").cast(storage))
+    features = Features.from_arrow_schema(table.schema)
+    features["images"] = List(ImageFeature())
+    meta = {b"huggingface": json.dumps({"info": {"features": features.to_dict()}}).encode()}
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
 
 
 def _png(image: Image.Image) -> bytes:

@@ -96,6 +96,11 @@ def test_filter_to_parquet_keeps_image_bytes_and_resumes(tmp_path, fake):
 
     table = pq.read_table(out)
     assert table.column("images").type.value_type.get_field_index("bytes") == 0
+    from datasets import load_dataset
+
+    hf = load_dataset("parquet", data_files=str(out), split="train",
+                      cache_dir=str(tmp_path / "hf"))  # fmt: skip
+    assert hf[0]["images"][0].convert("RGB").getpixel((0, 0)) == pdata.COLORS[0]
     back = read_examples(out)
     assert [e.answer for e in back] == ["30", "31", "32", "33", "34"]
     assert [e.metadata["pass_rate"] for e in back] == [0.5] * 5
