@@ -167,20 +167,3 @@ def _read_json_lines(path: Path) -> DataFile:
         rows.append(record)
         numbers.append(number)
     return DataFile(path, rows=rows, line_numbers=numbers)
-
-
-def stream_rows(path: str | os.PathLike, n: int) -> list[dict[str, Any]]:
-    """The first ``n`` rows of ``path`` through a streaming ``datasets`` reader (no Arrow
-    copy; only its lock files go to the cache directory)."""
-    file = Path(path)
-    datasets = _datasets()
-    ds = datasets.load_dataset(
-        SUFFIXES[file.suffix], data_files=str(file.resolve()), split="train", streaming=True,
-        cache_dir=str(cache_dir()),
-    )  # fmt: skip
-    out = []
-    for row in ds.decode(False) if hasattr(ds, "decode") else ds:
-        out.append(row)
-        if len(out) >= n:
-            break
-    return out

@@ -57,14 +57,21 @@ class SFTStream:
         modes = getattr(examples, "modes", None)
         if modes is None:
             modes = np.array([e.mode == "think" for e in examples], dtype=np.int8)
-        self.think = np.flatnonzero(modes == 1)
-        self.direct = np.flatnonzero(modes == 0)
+        self.think = np.flatnonzero(modes == 1).tolist()
+        self.direct = np.flatnonzero(modes == 0).tolist()
+        self._cached: tuple[int, list[int]] | None = None
         if not len(self.examples):
             raise ValueError("no SFT examples to train on")
         self.epoch_size = len(self.epoch_indices(0))
 
     def epoch_indices(self, epoch: int) -> list[int]:
-        """Indices into ``examples`` of epoch ``epoch`` in training order."""
+        """Indices into ``examples`` of epoch ``epoch`` in training order (the last one asked
+        for is kept: a million-row order takes about a second to build)."""
+        if self._cached is None or self._cached[0] != epoch:
+            self._cached = (epoch, self._order(epoch))
+        return self._cached[1]
+
+    def _order(self, epoch: int) -> list[int]:
         if self.mode == "longcot":
             return shuffled_order(len(self.examples), self.seed, epoch)
         order = fusion_order(
@@ -75,7 +82,8 @@ class SFTStream:
             epoch,
             self.fusion_epoch_size,
         )
-        return [int(self.think[i] if pool == COT else self.direct[i]) for pool, i in order]
+        think, direct = self.think, self.direct
+        return [think[i] if pool == COT else direct[i] for pool, i in order]
 
     def epoch(self, epoch: int) -> list[Example]:
         """The examples of epoch ``epoch`` in training order (parses every row: tests only)."""
