@@ -1,25 +1,39 @@
-"""The example schema shared by SFT and RL data (JSONL or parquet), see docs/data.md.
+"""The example record shared by SFT, RL and the offline jobs, and how data files become
+examples (docs/data.md).
 
-One JSON object per line:
+``read_examples(path, options)``: files (parquet, JSON lists, JSONL; a file, directory or
+glob) are opened through Hugging Face ``datasets`` (``policy.datasets_io``), each file's
+schema is detected from its columns or named (``policy.schemas``: sailrl, hf-vqa, verl,
+trl, llava), and every row is checked once up front (``policy.data_check``). The result is
+an ``ExampleSet`` (``policy.example_set``): a lazy sequence whose rows become ``Example``
+records when read. Rows in sailrl's own schema:
 
 - ``prompt`` (str) or ``messages`` (list of {"role", "content"}): the question;
-- ``images`` (optional list of paths, relative to the data file's directory);
-- ``answer`` (str): the reference answer rewards compare with;
+- ``images`` (optional list of paths relative to the data file's directory, or
+  ``{bytes, path}`` structs: bytes are decoded in memory);
+- ``answer`` (str): the reference answer rewards compare with (optional with a response);
 - ``response`` (optional str): the target completion for SFT;
 - ``mode`` (optional, "think" or "direct", default "think");
 - ``data_source`` / ``domain`` (optional str);
 - any other key is kept in ``metadata``.
 
-Every bad record raises ValueError naming the file and line (parquet: row) number.
+Every bad record is a ValueError naming the file and line (parquet: row) number.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from PIL import Image, UnidentifiedImageError
+
+from policy.datasets_io import DataFile, expand, open_file
+from policy.schemas import SchemaError, check_columns, detect_format, rename
 
 MODES = ("think", "direct")
 ROLES = ("system", "user", "assistant")
@@ -28,12 +42,13 @@ _KNOWN = {"prompt", "messages", "images", "answer", "response", "mode", "data_so
 
 @dataclass(frozen=True)
 class Example:
-    """One training or evaluation example; ``images`` are absolute paths that exist."""
+    """One training or evaluation example; ``images`` are absolute paths that exist or PIL
+    images decoded in memory from a dataset's embedded bytes."""
 
     prompt: str | None
     messages: tuple[dict[str, str], ...] | None
     answer: str
-    images: tuple[str, ...] = ()
+    images: tuple[Any, ...] = ()
     response: str | None = None
     mode: str = "think"
     data_source: str | None = None
@@ -59,6 +74,8 @@ def parse_example(record: Any, base_dir: Path, where: str) -> Example:
         raise ValueError(f"{where}: 'prompt' must be a non-empty string")
     parsed_messages = None if messages is None else _messages(messages, where)
     answer = record.get("answer")
+    if answer is None and isinstance(record.get("response"), str):
+        answer = ""  # an SFT example: the response is the target, no reference answer
     if answer is None:
         raise ValueError(f"{where}: missing 'answer' (the reference answer string)")
     if isinstance(answer, (int, float)) and not isinstance(answer, bool):
@@ -101,20 +118,45 @@ def _messages(messages: Any, where: str) -> tuple[dict[str, str], ...]:
     return tuple(out)
 
 
-def _images(images: Any, base_dir: Path, where: str) -> tuple[str, ...]:
+def _images(images: Any, base_dir: Path, where: str) -> tuple[Any, ...]:
     if images is None:
         return ()
-    if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
-        raise ValueError(f"{where}: 'images' must be a list of file paths")
-    resolved = []
-    for image in images:
-        path = (base_dir / image).resolve()
-        if not path.is_file():
-            raise ValueError(
-                f"{where}: image file not found: {path} (paths are relative to {base_dir})"
-            )
-        resolved.append(str(path))
-    return tuple(resolved)
+    if not isinstance(images, list):
+        raise ValueError(f"{where}: 'images' must be a list of file paths or image structs")
+    return tuple(_image(image, base_dir, where, k) for k, image in enumerate(images))
+
+
+def _image(image: Any, base_dir: Path, where: str, k: int) -> Any:
+    """A path that exists, or a PIL image decoded (lazily, in memory) from embedded bytes."""
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, dict):
+        data, path = image.get("bytes"), image.get("path")
+        if data is not None:
+            return decode_image_bytes(data, f"{where}: images[{k}]")
+        image = path
+    if not isinstance(image, str) or not image:
+        raise ValueError(
+            f"{where}: images[{k}] must be a path or a {{bytes, path}} struct, got {image!r:.80}"
+        )
+    path = (base_dir / image).resolve()
+    if not path.is_file():
+        raise ValueError(
+            f"{where}: image file not found: {path} (paths are relative to {base_dir})"
+        )
+    return str(path)
+
+
+def decode_image_bytes(data: bytes, where: str) -> Image.Image:
+    """A PIL image over ``data`` (only the header is read now; pixels when first used)."""
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as err:
+        raise ValueError(f"{where}: the embedded bytes are no image format PIL knows") from err
+    except OSError as err:
+        raise ValueError(f"{where}: cannot decode the embedded image bytes ({err})") from err
+    image.encoded_bytes = bytes(data)  # kept for writers that copy the image out
+    return image
 
 
 def _optional_str(record: dict[str, Any], key: str, where: str) -> str | None:
@@ -124,39 +166,77 @@ def _optional_str(record: dict[str, Any], key: str, where: str) -> str | None:
     return value
 
 
-def read_examples(path: str | os.PathLike) -> list[Example]:
-    """All examples of a ``.jsonl`` or ``.parquet`` file (FileNotFoundError if absent)."""
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"data file not found: {file}")
-    base_dir = file.resolve().parent
-    if file.suffix == ".parquet":
-        return _read_parquet(file, base_dir)
-    examples = []
-    with file.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{file}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(
-                    f"{where}: invalid JSON ({err.msg} at column {err.colno})"
-                ) from err
-            examples.append(parse_example(record, base_dir, where))
-    return examples
+OnBadRow = Literal["error", "skip"]
 
 
-def _read_parquet(file: Path, base_dir: Path) -> list[Example]:
-    import pyarrow.parquet as pq
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read data files: ``format`` (None: detected from each file's columns),
+    ``columns`` (sailrl key -> the dataset's column, e.g. ``{prompt: problem}``), and what
+    a bad row does: ``error`` (stop, naming file:row) or ``skip`` (drop it and count it; stop
+    if more than ``max_bad_fraction`` of the rows are bad)."""
 
-    rows = pq.read_table(file).to_pylist()
-    # Parquet fills absent columns with None; drop them so optional keys stay optional.
-    return [
-        parse_example({k: v for k, v in row.items() if v is not None}, base_dir, f"{file}:row {n}")
-        for n, row in enumerate(rows, start=1)
-    ]
+    format: str | None = None
+    columns: Mapping[str, str] = field(default_factory=dict)
+    on_bad_row: OnBadRow = "error"
+    max_bad_fraction: float = 0.01
+    # Relative image paths are relative to this directory (default: each data file's own).
+    image_root: str | None = None
+
+    def __post_init__(self) -> None:
+        from policy.schemas import FORMATS
+
+        if self.format is not None and self.format not in FORMATS:
+            raise SchemaError(f"data.format: {self.format!r} is not one of {list(FORMATS)}")
+        check_columns(self.columns)
+        if self.on_bad_row not in ("error", "skip"):
+            raise SchemaError(f"data.on_bad_row: {self.on_bad_row!r}; choose 'error' or 'skip'")
+        if not 0.0 <= self.max_bad_fraction <= 1.0:
+            raise SchemaError(
+                f"data.max_bad_fraction: must lie in [0, 1], got {self.max_bad_fraction}"
+            )
+
+
+def open_examples(
+    path: str | os.PathLike | Sequence[str | os.PathLike],
+    options: ReadOptions | None = None,
+    cache: Path | None = None,
+):
+    """An ``ExampleSet`` over the files at ``path`` (a file, directory or glob, or a list of
+    them), unchecked: rows are parsed when read."""
+    from policy.example_set import ExampleSet
+
+    opts = options or ReadOptions()
+    paths = [path] if isinstance(path, str | os.PathLike) else list(path)
+    files = [open_file(f, cache) for p in paths for f in expand(p)]
+    formats = [opts.format or _detect(f, opts.columns) for f in files]
+    return ExampleSet(files, formats, dict(opts.columns), image_root=opts.image_root)
+
+
+def _detect(file: DataFile, columns: Mapping[str, str]) -> str:
+    names = set(rename(dict.fromkeys(file.columns), columns))
+    kind = file.column_kind(columns.get("prompt", "prompt"))
+    try:
+        return detect_format(names, {"prompt": kind} if kind else None)
+    except SchemaError as err:
+        raise SchemaError(f"{file.path}: {err}") from err
+
+
+def read_examples(
+    path: str | os.PathLike | Sequence[str | os.PathLike],
+    options: ReadOptions | None = None,
+    cache: Path | None = None,
+    require: Sequence[str] = (),
+):
+    """The examples at ``path``, every row parsed and every image verified once up front
+    (``policy.data_check``); a bad row raises DataError (a ValueError) naming file:row, or
+    is dropped and counted with ``on_bad_row: skip``. ``require``: fields every row needs
+    (``answer`` for RL, ``response`` for SFT). The result is a lazy ``Sequence[Example]``
+    whose ``report`` holds the counts."""
+    from policy.data_check import check_examples
+
+    opts = options or ReadOptions()
+    return check_examples(open_examples(path, opts, cache), opts, require)
 
 
 def write_examples(path: str | os.PathLike, records: list[dict[str, Any]]) -> Path:

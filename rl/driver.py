@@ -15,7 +15,6 @@ from typing import Any
 
 import ray
 
-from policy.data import read_examples
 from policy.processor import SAILVLProcessor
 from rl.actors import Cluster
 from rl.algos import BatchFiller
@@ -25,6 +24,7 @@ from rl.evaluation import evaluate
 from rl.experiment import ExperimentConfig
 from rl.loss import RLLoss
 from rl.probe import parity_probe
+from rl.prompt_data import bad_row_counts, load_checked, write_report
 from rl.prompts import PromptBuilder, PromptStream
 from rl.runlog import RunLog
 from rollout.types import SamplingSettings
@@ -43,11 +43,12 @@ def run_rl(cfg: ExperimentConfig, resume: str | None = None) -> Path:
     random.seed(cfg.run.seed)
     ckpts = CheckpointManager(run_dir / "checkpoints", keep=cfg.rl.keep_checkpoints)
     start = _resume_point(ckpts, resume)
+    data = _load_data(cfg, run_dir)  # every row and image checked before any actor starts
     model_dir = cfg.model.prepare(run_dir)
     cluster = Cluster(cfg, model_dir)
     try:
         with RunLog(run_dir, cfg) as runlog:
-            _loop(cfg, cluster, ckpts, start, model_dir, runlog)
+            _loop(cfg, cluster, ckpts, start, model_dir, runlog, data)
     except ray.exceptions.RayActorError as err:
         raise ActorFailure(
             f"an actor died during the run ({err.__class__.__name__}: {err}). The last "
@@ -56,6 +57,16 @@ def run_rl(cfg: ExperimentConfig, resume: str | None = None) -> Path:
     finally:
         cluster.shutdown()
     return run_dir
+
+
+def _load_data(cfg: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
+    opts = cfg.data.read_options()
+    train = load_checked(cfg.data.train, opts, "data.train", require=("answer",))
+    held_out = (
+        load_checked(cfg.data.eval, opts, "data.eval", ("answer",)) if cfg.data.eval else None
+    )
+    write_report(run_dir, train=train, eval=held_out)
+    return {"train": train, "eval": held_out, "metrics": bad_row_counts(train=train, eval=held_out)}
 
 
 def _resume_point(ckpts: CheckpointManager, resume: str | None) -> Path | None:
@@ -67,7 +78,7 @@ def _resume_point(ckpts: CheckpointManager, resume: str | None) -> Path | None:
     return found
 
 
-def _loop(cfg, cluster, ckpts, start, model_dir, runlog) -> None:
+def _loop(cfg, cluster, ckpts, start, model_dir, runlog, data) -> None:
     loop, algo = cfg.rl, cfg.algo
     builder = PromptBuilder(SAILVLProcessor.from_pretrained(model_dir), cfg.data.mode)
     state = {"step": 0, "cursor": 0}
@@ -76,8 +87,8 @@ def _loop(cfg, cluster, ckpts, start, model_dir, runlog) -> None:
         cluster.load(str(start))
         cluster.sync_weights(state["step"], loop.sync_bucket_mb << 20)
         log.info("resumed from %s at step %d", start, state["step"])
-    stream = PromptStream(read_examples(cfg.data.train), cfg.run.seed, state["cursor"])
-    held_out = read_examples(cfg.data.eval)[: loop.eval_max_prompts] if cfg.data.eval else []
+    stream = PromptStream(data["train"], cfg.run.seed, state["cursor"])
+    held_out = data["eval"][: loop.eval_max_prompts] if data["eval"] else []
     gen = _Generator(cfg, cluster, builder, stream)
     loss_fn = RLLoss(algo)
     probe = builder.prompt("probe", stream.examples[0])
@@ -127,6 +138,7 @@ def _loop(cfg, cluster, ckpts, start, model_dir, runlog) -> None:
             ckpts.save(step + 1, lambda d: cluster.save(str(d)), state)
             metrics["time/save"] = time.perf_counter() - t
         metrics["time/step"] = time.perf_counter() - t0
+        metrics.update(data["metrics"])
         runlog.log(step + 1, metrics)
         runlog.write_jsonl("samples.jsonl", _samples(step + 1, kept, loop.log_samples))
         bar.set_postfix(reward=f"{metrics.get('reward/mean', 0.0):.3f}")

@@ -88,8 +88,23 @@ class DataConfig:
     # "as-data": each example's own mode; "think"/"direct": force every prompt's mode.
     mode: Literal["as-data", "think", "direct"] = "as-data"
     synthetic: TaskConfig | None = None
+    # How the files are read (docs/data.md): schema (null: detected from the columns),
+    # sailrl key -> column name, and what a bad row does (error | skip, up to a fraction).
+    format: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    on_bad_row: Literal["error", "skip"] = "error"
+    max_bad_fraction: float = 0.01
+    image_root: str | None = None  # relative image paths: default, each data file's directory
+
+    def read_options(self):
+        from policy.data import ReadOptions
+
+        return ReadOptions(
+            self.format, self.columns, self.on_bad_row, self.max_bad_fraction, self.image_root
+        )
 
     def __post_init__(self) -> None:
+        self.read_options()  # validates format, columns and the bad-row settings
         if not self.train and self.synthetic is None:
             raise ValueError(
                 "data.train: name the training prompts file (JSONL or parquet), or set "

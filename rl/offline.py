@@ -4,20 +4,24 @@ held-out evaluation, rejection sampling of CoT traces, and the difficulty filter
     sailrl eval   --model CKPT --data eval.jsonl [--k 1] [--modes think direct]
     sailrl sample --model CKPT --data FILE --n K --out cot.jsonl
     sailrl filter --model CKPT --data FILE --k 4 --out kept.jsonl
+
+The data may be any schema of docs/data.md; it is checked up front. Sample and filter write
+their rows chunk by chunk (``rl.offline_writer``): a killed job keeps what it wrote and a
+rerun continues without duplicates.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-from policy.data import Example, read_examples
+from policy.data import Example, ReadOptions, read_examples
 from rewards import RewardRuntime, RewardsConfig
+from rl.config import ConfigError
 from rl.evaluation import eval_rewards, evaluate
+from rl.offline_writer import RowWriter, example_row
 from rl.prompts import PromptBuilder
 from rl.selection import Scored, best_traces, keep_prompt, pass_rate
 from rollout.config import RolloutConfig
@@ -51,14 +55,15 @@ class OfflineSession:
     def score(self, inputs: list) -> tuple[list, None]:
         return self.rewards.score(inputs), None
 
-    def sample(self, examples: Sequence[Example], n: int, mode: str | None = None):
+    def sample(self, examples: Sequence[Example], n: int, mode: str | None = None,
+               seed: int | None = None):  # fmt: skip
         """Per example: the prompt and its n (completion, reward result) pairs."""
         prompts = [
             self.builder.prompt(f"p{i}", ex, mode, pixels=False) for i, ex in enumerate(examples)
         ]
         sampling = SamplingSettings(
             n=n, temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens,
-            seed=self.cfg.seed,
+            seed=self.cfg.seed if seed is None else seed,
         )  # fmt: skip
         result = self.engine.generate([self.builder.request(p) for p in prompts], sampling)
         for failure in result.failures:
@@ -88,30 +93,10 @@ def _scored(comp, res) -> Scored:
                   c.get("format", 0.0) == 1.0, len(comp.token_ids))  # fmt: skip
 
 
-def _record(ex: Example, **extra: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {"prompt": ex.prompt} if ex.prompt is not None else {
-        "messages": list(ex.messages)}  # fmt: skip
-    row.update(images=list(ex.images), answer=ex.answer, mode=ex.mode)
-    if ex.data_source:
-        row["data_source"] = ex.data_source
-    if ex.domain:
-        row["domain"] = ex.domain
-    row.update(ex.metadata)
-    row.update(extra)
-    return row
-
-
-def _write(rows: list[dict[str, Any]], out: str | Path) -> None:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(out)
-
-
 def run_eval(model_dir, data, cfg: OfflineConfig, modes=("think", "direct"), k=1,
-             max_prompts: int | None = None) -> dict[str, float]:  # fmt: skip
-    examples = read_examples(data)[:max_prompts]
+             max_prompts: int | None = None,
+             options: ReadOptions | None = None) -> dict[str, float]:  # fmt: skip
+    examples = _load(data, options)[:max_prompts]
     with OfflineSession(model_dir, cfg) as s:
         return evaluate(
             examples, modes, s.builder, s.engine.generate, s.score, samples=k,
@@ -119,31 +104,70 @@ def run_eval(model_dir, data, cfg: OfflineConfig, modes=("think", "direct"), k=1
         )  # fmt: skip
 
 
-def rejection_sample(model_dir, data, out, cfg: OfflineConfig, n: int = 4,
-                     keep: int = 1) -> dict[str, Any]:  # fmt: skip
+def _chunks(todo: list[int], size: int) -> list[list[int]]:
+    return [todo[i : i + size] for i in range(0, len(todo), size)]
+
+
+def _load(data, options: ReadOptions | None):
+    try:
+        return read_examples(data, options, require=("answer",))
+    except ValueError as err:
+        raise ConfigError(f"--data: {err}") from err
+
+
+def _run_chunked(model_dir, data, out, cfg, n, chunk, options, mode, handle) -> RowWriter:
+    """Sample ``n`` per prompt, chunk by chunk, writing each chunk's rows as it finishes.
+    ``handle(prompt, pairs) -> (rows, counts)`` turns one prompt's samples into output."""
+    examples = _load(data, options)
+    writer = RowWriter(out)
+    if len(examples):
+        writer.check(example_row(examples[0], response="", pass_rate=0.0))
+    todo = [i for i in range(len(examples)) if i not in writer.done]
+    if writer.done:
+        log.info(
+            "%s: resuming, %d of %d prompts already done", out, len(writer.done), len(examples)
+        )
+    if todo:
+        with OfflineSession(model_dir, cfg) as s:
+            for indices in _chunks(todo, chunk):
+                rows, counts = [], {}
+                seed = cfg.seed + indices[0] * n
+                batch = [examples[i] for i in indices]
+                for prompt, pairs in s.sample(batch, n, mode=mode, seed=seed):
+                    got, c = handle(prompt, pairs)
+                    rows += got
+                    for key, value in c.items():
+                        counts[key] = counts.get(key, 0) + value
+                writer.write_chunk(indices, rows, counts)
+    writer.finish()
+    writer.counts["prompts"] = len(examples)
+    return writer
+
+
+def rejection_sample(model_dir, data, out, cfg: OfflineConfig, n: int = 4, keep: int = 1,
+                     chunk: int = 16, options: ReadOptions | None = None) -> dict[str, Any]:  # fmt: skip
     """Write the best correct, well-formed thinking traces as SFT CoT samples."""
-    examples = read_examples(data)
-    rows, solved = [], 0
-    with OfflineSession(model_dir, cfg) as s:
-        for prompt, pairs in s.sample(examples, n, mode="think"):
-            best = best_traces([_scored(c, r) for c, r in pairs], keep)
-            solved += bool(best)
-            rows += [_record(prompt.example, response=b.text, mode="think") for b in best]
-    _write(rows, out)
-    return {"prompts": len(examples), "prompts_with_trace": solved, "traces": len(rows)}
+
+    def handle(prompt, pairs):
+        best = best_traces([_scored(c, r) for c, r in pairs], keep)
+        rows = [example_row(prompt.example, response=b.text, mode="think") for b in best]
+        return rows, {"prompts_with_trace": int(bool(best)), "traces": len(rows)}
+
+    w = _run_chunked(model_dir, data, out, cfg, n, chunk, options, "think", handle)
+    return {"prompts": w.counts["prompts"], "prompts_with_trace": w.counts.get(
+        "prompts_with_trace", 0), "traces": w.counts.get("traces", 0)}  # fmt: skip
 
 
 def difficulty_filter(model_dir, data, out, cfg: OfflineConfig, k: int = 4,
-                      reasoning_domains: Sequence[str] = ("math",)) -> dict[str, Any]:  # fmt: skip
+                      reasoning_domains: Sequence[str] = ("math",), chunk: int = 16,
+                      options: ReadOptions | None = None) -> dict[str, Any]:  # fmt: skip
     """pass@k per prompt; keep prompts by the recipe's rule (see rl.selection.keep_prompt)."""
-    examples = read_examples(data)
-    rows, reasons = [], {"kept": 0, "always_solved": 0, "never_solved": 0}
-    with OfflineSession(model_dir, cfg) as s:
-        for prompt, pairs in s.sample(examples, k):
-            rate = pass_rate([_scored(c, r) for c, r in pairs])
-            ok, why = keep_prompt(rate, prompt.example.domain, reasoning_domains)
-            reasons[why] += 1
-            if ok:
-                rows.append(_record(prompt.example, pass_rate=rate))
-    _write(rows, out)
-    return {"prompts": len(examples), **reasons}
+
+    def handle(prompt, pairs):
+        rate = pass_rate([_scored(c, r) for c, r in pairs])
+        ok, why = keep_prompt(rate, prompt.example.domain, reasoning_domains)
+        return ([example_row(prompt.example, pass_rate=rate)] if ok else []), {why: 1}
+
+    w = _run_chunked(model_dir, data, out, cfg, k, chunk, options, None, handle)
+    reasons = {key: w.counts.get(key, 0) for key in ("kept", "always_solved", "never_solved")}
+    return {"prompts": w.counts["prompts"], **reasons}

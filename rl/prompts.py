@@ -23,7 +23,7 @@ class PromptStream:
     def __init__(self, examples: Sequence[Example], seed: int, cursor: int = 0) -> None:
         if not examples:
             raise ValueError("the training data has no examples")
-        self.examples = list(examples)
+        self.examples = examples  # a lazy policy.data set is indexed, never listed whole
         self.seed = seed
         self.cursor = cursor
 

@@ -17,6 +17,7 @@ from policy.learner_config import LearnerConfig
 from rl.checkpoint import CheckpointManager, read_state
 from rl.config import load_config
 from rl.experiment import ModelSource, RunConfig
+from rl.prompt_data import bad_row_counts, load_checked, write_report
 from rl.runlog import RunLog
 from sft.config import SFTConfig
 
@@ -44,7 +45,7 @@ def run_sft(cfg: SFTExperiment, resume: str | None = None) -> Path:
     """Train the stage; returns the run directory (its latest checkpoint is the result)."""
     from policy.learner import Learner
     from policy.processor import SAILVLProcessor
-    from sft.data import SFTStream, load_sft_examples
+    from sft.data import SFTStream
     from sft.train import SFTState, learner_config_for, plan_total_steps, train
 
     run_dir = cfg.run.path
@@ -54,9 +55,15 @@ def run_sft(cfg: SFTExperiment, resume: str | None = None) -> Path:
         start = ckpts.latest() if resume == "auto" else Path(resume)
     model_dir = cfg.model.prepare(run_dir)
     s = cfg.sft
-    stream = SFTStream(
-        load_sft_examples(s.train_files), s.mode, s.seed, s.cot_fraction, s.fusion_epoch_size
+    opts = s.read_options()
+    # Every row and image is checked here, before the learner starts.
+    train_set = load_checked(s.train_files, opts, "sft.train_files", require=("response",))
+    eval_set = (
+        load_checked(s.eval_files, opts, "sft.eval_files", ("response",)) if s.eval_files else None
     )
+    write_report(run_dir, train=train_set, eval=eval_set)
+    counts = bad_row_counts(train=train_set, eval=eval_set)
+    stream = SFTStream(train_set, s.mode, s.seed, s.cot_fraction, s.fusion_epoch_size)
     total = plan_total_steps(s, stream.epoch_size)
     learner = Learner.from_pretrained(model_dir, learner_config_for(s, cfg.learner, total))
     state = None
@@ -73,5 +80,19 @@ def run_sft(cfg: SFTExperiment, resume: str | None = None) -> Path:
 
     processor = SAILVLProcessor.from_pretrained(model_dir)
     with RunLog(run_dir, cfg) as runlog:
-        train(s, learner, processor, runlog, stream=stream, save=save, start=state)
+        train(s, learner, processor, _WithCounts(runlog, counts), stream=stream,
+              eval_examples=eval_set, save=save, start=state)  # fmt: skip
     return run_dir
+
+
+class _WithCounts:
+    """The run log, with the data check's bad-row counts added to every metrics row."""
+
+    def __init__(self, runlog: RunLog, counts: dict[str, int]) -> None:
+        self.runlog, self.counts = runlog, counts
+
+    def log(self, step: int, metrics: dict) -> dict:
+        return self.runlog.log(step, {**metrics, **self.counts})
+
+    def __getattr__(self, name: str):
+        return getattr(self.runlog, name)

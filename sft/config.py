@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from policy.data import ReadOptions
+
 
 @dataclass
 class SFTConfig:
@@ -44,8 +46,21 @@ class SFTConfig:
     eval_every: int = 0
     eval_batch_size: int = 16
     seed: int = 0
+    # How train/eval files are read (docs/data.md): their schema (null: detected from the
+    # columns), sailrl key -> column name, and what a bad row does (error | skip).
+    format: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    on_bad_row: Literal["error", "skip"] = "error"
+    max_bad_fraction: float = 0.01
+    image_root: str | None = None  # relative image paths: default, each data file's directory
+
+    def read_options(self) -> ReadOptions:
+        return ReadOptions(
+            self.format, self.columns, self.on_bad_row, self.max_bad_fraction, self.image_root
+        )
 
     def __post_init__(self) -> None:
+        self.read_options()  # validates format, columns and the bad-row settings
         if not 0.0 <= self.cot_fraction <= 1.0:
             raise ValueError(
                 f"cot_fraction: must lie in [0, 1] (0.1 = 9:1 direct:CoT), got {self.cot_fraction}"

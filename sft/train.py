@@ -174,14 +174,14 @@ def train(
     """
     if stream is None:
         stream = SFTStream(
-            load_sft_examples(cfg.train_files),
+            load_sft_examples(cfg.train_files, cfg.read_options()),
             cfg.mode,
             cfg.seed,
             cfg.cot_fraction,
             cfg.fusion_epoch_size,
         )
     if eval_examples is None and cfg.eval_files:
-        eval_examples = load_sft_examples(cfg.eval_files)
+        eval_examples = load_sft_examples(cfg.eval_files, cfg.read_options())
     if cfg.pack_budget and not learner_packs_rows():
         raise ValueError(
             f"sft.pack_budget is {cfg.pack_budget} but this learner cannot train packed rows "

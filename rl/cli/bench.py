@@ -1,4 +1,4 @@
-"""``sailrl bench reward|rollout|rl``: each benchmark lives beside the code it measures and
+"""``sailrl bench reward|rollout|rl|data``: each benchmark lives beside the code it measures and
 exposes ``add_arguments(parser)`` and ``run(args) -> dict`` (the numbers, printed as JSON)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ BENCHES = {
     "reward": ("rewards.bench", "reward scoring throughput (samples/s) with process isolation"),
     "rollout": ("rollout.bench", "rollout tokens/s (engine, plain vLLM, HF generate), sync s/GB"),
     "rl": ("rl.bench", "one RL step's phase breakdown and tokens/s"),
+    "data": ("policy.data_bench", "start-up time and peak RSS of a 1M-row SFT set"),
 }
 
 

@@ -1,4 +1,5 @@
-"""``sailrl eval|sample|filter``: offline jobs on one checkpoint (see rl.offline)."""
+"""``sailrl eval|sample|filter``: offline jobs on one checkpoint (see rl.offline), and
+``sailrl data inspect|convert``: how sailrl reads a data file (see rl.cli.data_tools)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,11 @@ def register(sub) -> None:
     )
     sample.add_argument("--n", type=int, default=4, help="samples per prompt")
     sample.add_argument("--keep", type=int, default=1, help="traces kept per prompt")
-    sample.add_argument("--out", required=True, help="JSONL of CoT samples for Think-Fusion SFT")
+    sample.add_argument(
+        "--out",
+        required=True,
+        help="JSONL (images as files beside it) or parquet (images as bytes) of CoT samples",
+    )
     _common(sample, temperature=1.0)
     sample.set_defaults(func=_sample)
 
@@ -30,9 +35,49 @@ def register(sub) -> None:
     filt.add_argument("--k", type=int, default=4, help="samples per prompt")
     filt.add_argument("--reasoning-domains", nargs="*", default=["math"],
                       help="domains whose never-solved prompts are dropped too")  # fmt: skip
-    filt.add_argument("--out", required=True, help="JSONL of kept prompts (with pass_rate)")
+    filt.add_argument(
+        "--out", required=True, help="JSONL or parquet of kept prompts (with pass_rate)"
+    )
     _common(filt, temperature=1.0)
     filt.set_defaults(func=_filter)
+    for parser in (sample, filt):
+        parser.add_argument("--chunk", type=int, default=16,
+                            help="prompts per written chunk (a rerun resumes after the last)")  # fmt: skip
+
+    from rl.cli import data_tools
+
+    data_tools.register(sub)
+
+
+def read_option_args(parser: argparse.ArgumentParser) -> None:
+    """--format / --columns / --on-bad-row / --max-bad-fraction (docs/data.md)."""
+    parser.add_argument("--format", default=None,
+                        choices=["sailrl", "hf-vqa", "verl", "trl", "llava"],
+                        help="the file's schema (default: detected from its columns)")  # fmt: skip
+    parser.add_argument("--columns", nargs="*", default=[], metavar="KEY=COLUMN",
+                        help="map sailrl keys onto the file's columns, e.g. prompt=problem")  # fmt: skip
+    parser.add_argument("--on-bad-row", default="error", choices=["error", "skip"])
+    parser.add_argument("--max-bad-fraction", type=float, default=0.01)
+    parser.add_argument("--image-root", default=None,
+                        help="relative image paths start here (default: the data file's dir)")  # fmt: skip
+
+
+def read_options(args):
+    from policy.data import ReadOptions
+    from rl.config import ConfigError
+
+    columns = {}
+    for item in args.columns:
+        key, sep, column = item.partition("=")
+        if not sep or not key or not column:
+            raise ConfigError(f"--columns: {item!r} is not KEY=COLUMN (e.g. prompt=problem)")
+        columns[key] = column
+    try:
+        return ReadOptions(
+            args.format, columns, args.on_bad_row, args.max_bad_fraction, args.image_root
+        )
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
 
 
 def _common(parser: argparse.ArgumentParser, temperature: float) -> None:
@@ -44,6 +89,7 @@ def _common(parser: argparse.ArgumentParser, temperature: float) -> None:
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     parser.add_argument("--max-model-len", type=int, default=None)
     parser.add_argument("--kv-cache-gib", type=float, default=1.0, help="CPU KV cache size")
+    read_option_args(parser)
 
 
 def _config(args):
@@ -61,7 +107,8 @@ def _config(args):
 def _eval(args) -> int:
     from rl.offline import run_eval
 
-    metrics = run_eval(args.model, args.data, _config(args), args.modes, args.k, args.max_prompts)
+    metrics = run_eval(args.model, args.data, _config(args), args.modes, args.k, args.max_prompts,
+                       read_options(args))  # fmt: skip
     text = json.dumps(metrics, indent=2)
     print(text)
     if args.out:
@@ -73,7 +120,8 @@ def _eval(args) -> int:
 def _sample(args) -> int:
     from rl.offline import rejection_sample
 
-    stats = rejection_sample(args.model, args.data, args.out, _config(args), args.n, args.keep)
+    stats = rejection_sample(args.model, args.data, args.out, _config(args), args.n, args.keep,
+                             args.chunk, read_options(args))  # fmt: skip
     print(json.dumps(stats))
     return 0
 
@@ -82,7 +130,8 @@ def _filter(args) -> int:
     from rl.offline import difficulty_filter
 
     stats = difficulty_filter(
-        args.model, args.data, args.out, _config(args), args.k, args.reasoning_domains
-    )
+        args.model, args.data, args.out, _config(args), args.k, args.reasoning_domains,
+        args.chunk, read_options(args),
+    )  # fmt: skip
     print(json.dumps(stats))
     return 0
