@@ -12,7 +12,7 @@ from typing import Any
 import ray
 
 from rl.evaluation import eval_rewards
-from rl.topology import free_port, place, remote_actor, start_ray
+from rl.topology import bundle_address, check_resources, place, remote_actor, start_ray
 from rl.workers import LearnerWorker, RewardWorker, RolloutWorker
 from rollout.types import GenerateResult
 
@@ -28,10 +28,14 @@ class Cluster:
     """Learner ranks (one DeepSpeed data-parallel group), rollout engines, reward pool."""
 
     def __init__(self, cfg: Any, model_dir: str) -> None:
-        start_ray(cfg.ray)
         loop = cfg.rl
+        check_resources(cfg.ray, loop.num_learners, loop.num_rollout_engines)
+        start_ray(cfg.ray)
         self.placement = place(cfg.ray, loop.num_learners, loop.num_rollout_engines)
-        port = free_port()
+        # The learner group meets at rank 0's node (loopback when Ray is private).
+        host, port = bundle_address(
+            self.placement, self.placement.learner_bundles[0], cfg.ray.private
+        )
         self.learners = [
             remote_actor(
                 LearnerWorker,
@@ -44,6 +48,7 @@ class Cluster:
                 rank=rank,
                 world_size=loop.num_learners,
                 master_port=port,
+                master_addr=host,
             )
             for rank, bundle in enumerate(self.placement.learner_bundles)
         ]
@@ -68,7 +73,7 @@ class Cluster:
         ray.get([learner.optimizer_step.remote() for learner in self.learners])
         (self.transport,) = transports
         if self.transport != "local":
-            self._open_weight_channel(cfg.rollout.weight_sync_timeout_s, not cfg.ray.address)
+            self._open_weight_channel(cfg.rollout.weight_sync_timeout_s, cfg.ray.private)
 
     def _open_weight_channel(self, timeout_s: float, loopback: bool) -> None:
         """Learner rank 0 hosts a broadcast group; every engine worker joins it."""
