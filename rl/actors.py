@@ -6,6 +6,7 @@ gather the results; tensors travel actor to actor as ObjectRefs.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -17,6 +18,31 @@ from rl.workers import LearnerWorker, RewardWorker, RolloutWorker
 from rollout.types import GenerateResult
 
 log = logging.getLogger(__name__)
+
+
+class ActorStartError(RuntimeError):
+    """An actor's constructor raised; the message is its own error (type: message)."""
+
+
+_ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exceeded|Interrupt)): (.+)$")
+
+
+def root_cause(err: BaseException) -> BaseException:
+    """The error an actor itself raised, not Ray's wrapper: a failed method call gives its
+    exception back; an actor whose constructor raised (Ray's ActorDiedError keeps only the
+    text) gives ``ActorStartError`` with the last ``Type: message`` line of that text.
+    Anything else (an actor killed by the system) is returned as it is."""
+    while isinstance(err, ray.exceptions.RayTaskError) and err.cause is not None:
+        if err.cause is err:
+            break
+        err = err.cause
+    if isinstance(err, ray.exceptions.RayActorError) and err.actor_init_failed:
+        for line in reversed(str(err).splitlines()):
+            match = _ERROR_LINE.match(line.strip())
+            if match:
+                name = match.group(1).rsplit(".", 1)[-1]
+                return ActorStartError(f"an actor could not start: {name}: {match.group(2)}")
+    return err
 
 
 def _shards(items: list, n: int) -> list[list[int]]:

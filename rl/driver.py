@@ -17,13 +17,14 @@ import ray
 
 from policy.data import read_examples
 from policy.processor import SAILVLProcessor
-from rl.actors import Cluster
+from rl.actors import Cluster, root_cause
 from rl.algos import BatchFiller
 from rl.batching import Group, group_metrics, shaped_rewards, train_sequences
 from rl.checkpoint import CheckpointManager, read_state
 from rl.evaluation import evaluate
 from rl.experiment import ExperimentConfig
 from rl.loss import RLLoss
+from rl.preflight import preflight_rl
 from rl.probe import parity_probe
 from rl.prompts import PromptBuilder, PromptStream
 from rl.runlog import RunLog
@@ -37,34 +38,37 @@ class ActorFailure(RuntimeError):
 
 
 def run_rl(cfg: ExperimentConfig, resume: str | None = None) -> Path:
-    """Train; returns the run directory. ``resume``: None, "auto" or a checkpoint dir."""
+    """Train; returns the run directory. ``resume``: None, "auto", a checkpoint dir, its
+    ``latest`` pointer or a step. Every checkable mistake fails before any actor starts."""
+    plan = preflight_rl(cfg, resume)
+    cfg, start = plan.cfg, plan.start
+    if resume == "auto" and start is None:
+        log.info("--resume auto: no checkpoint under %s yet, starting fresh", cfg.run.path)
     run_dir = cfg.run.path
-    cfg = replace(cfg, data=cfg.data.resolve(run_dir))
     random.seed(cfg.run.seed)
     ckpts = CheckpointManager(run_dir / "checkpoints", keep=cfg.rl.keep_checkpoints)
-    start = _resume_point(ckpts, resume)
     model_dir = cfg.model.prepare(run_dir)
-    cluster = Cluster(cfg, model_dir)
+    cluster = None
     try:
-        with RunLog(run_dir, cfg) as runlog:
+        cluster = Cluster(cfg, model_dir)
+        # Records after the starting step belong to a run that was cut off: drop them.
+        with RunLog(run_dir, cfg, resume_step=plan.start_step) as runlog:
             _loop(cfg, cluster, ckpts, start, model_dir, runlog)
-    except ray.exceptions.RayActorError as err:
-        raise ActorFailure(
-            f"an actor died during the run ({err.__class__.__name__}: {err}). The last "
-            f"checkpoint is intact: rerun with --resume auto to continue from it."
-        ) from err
+    except ray.exceptions.RayError as err:
+        cause = root_cause(err)
+        if not isinstance(cause, ray.exceptions.RayError):
+            raise cause from err  # the actor's own error (bad checkpoint, reward, input)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        hint = (
+            " The last checkpoint is intact: rerun with --resume auto to continue from it."
+            if ckpts.latest() is not None
+            else ""
+        )
+        raise ActorFailure(f"an actor died during the run ({first}).{hint}") from err
     finally:
-        cluster.shutdown()
+        if cluster is not None:
+            cluster.shutdown()
     return run_dir
-
-
-def _resume_point(ckpts: CheckpointManager, resume: str | None) -> Path | None:
-    if resume is None:
-        return None
-    found = ckpts.latest() if resume == "auto" else Path(resume)
-    if found is None:
-        log.info("--resume auto: no checkpoint under %s yet, starting fresh", ckpts.root)
-    return found
 
 
 def _loop(cfg, cluster, ckpts, start, model_dir, runlog) -> None:
