@@ -149,7 +149,10 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
     except ConfigError:
         raise
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"{where or cls.__name__}: {err}") from err
+        message = str(err)
+        if where and message.startswith(f"{where}."):  # already names the dotted key
+            raise ConfigError(message) from err
+        raise ConfigError(f"{where or cls.__name__}: {message}") from err
 
 
 def to_dict(obj: Any) -> Any:

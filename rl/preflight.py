@@ -22,7 +22,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rl.checkpoint import CheckpointManager, read_state, resolve_reference, step_dir_name
+from rl.checkpoint import (
+    CheckpointError,
+    CheckpointManager,
+    read_state,
+    resolve_reference,
+    step_dir_name,
+)
 from rl.config import ConfigError
 
 SOURCE_FILE = "sailrl-source.json"  # in <run>/init-model: the preset it was built from
@@ -104,8 +110,11 @@ def resolve_resume(ckpts: CheckpointManager, resume: str | None) -> Path | None:
     if resume == "auto":
         return ckpts.latest()
     found = ckpts.root / step_dir_name(int(resume)) if resume.isdigit() else Path(resume)
-    found = resolve_reference(found)
-    read_state(found)  # complete, readable: CheckpointError otherwise
+    try:
+        found = resolve_reference(found)
+        read_state(found)  # complete, readable: CheckpointError otherwise
+    except CheckpointError as err:
+        raise CheckpointError(f"--resume: {err}") from None
     return found
 
 
@@ -142,6 +151,13 @@ def preflight_rl(cfg: Any, resume: str | None) -> Plan:
     from rl.topology import check_resources
 
     run_dir = cfg.run.path
+    if cfg.model.preset:
+        from policy.presets import PRESETS
+
+        if cfg.model.preset not in PRESETS:
+            raise ConfigError(
+                f"model.preset: unknown preset {cfg.model.preset!r}; choose one of {sorted(PRESETS)}"
+            )
     check_init_model(cfg.model, run_dir)
     if cfg.model.path:
         try:
