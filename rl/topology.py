@@ -19,12 +19,16 @@ rollout engines over the cluster's GPUs, and their rendezvous use the nodes' add
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import logging
 import os
 import secrets
+import shutil
 import socket
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -102,11 +106,18 @@ def start_ray(cfg: RayConfig) -> None:
         # the token in RAY_AUTH_TOKEN or ~/.ray/auth_token (docs/config.md).
         ray.init(address=cfg.address, runtime_env=env, log_to_driver=True)
         return
+    # Temporary files of the run's actors (multiprocessing's pymp-*, torch, vLLM) go to one
+    # directory that is removed when this process exits (or by the next run after a kill).
+    env["env_vars"]["TMPDIR"] = run_tmpdir()
     os.environ.update(private_env())
-    # Ray read the flag when it was imported (this module imports it): mirror it there.
+    # Ray read both settings when it was imported (this module imports it): refresh them
+    # there as Ray's own token set-up does (Config.initialize re-reads RAY_AUTH_MODE).
     from ray._private import ray_constants
+    from ray._raylet import AuthenticationTokenLoader, Config
 
     ray_constants.ENABLE_RAY_CLUSTER = False
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
     ray.init(
         num_cpus=cfg.num_cpus or max(4, os.cpu_count() or 1),
         include_dashboard=False,
@@ -115,6 +126,7 @@ def start_ray(cfg: RayConfig) -> None:
         configure_logging=False,
         log_to_driver=True,
     )
+    atexit.register(ray.shutdown)  # before Ray's own hook, so the TMPDIR goes after it
     node_ip = ray.util.get_node_ip_address()
     if not is_loopback(node_ip) and os.environ.get("RAY_AUTH_MODE") != "token":
         ray.shutdown()
@@ -122,6 +134,31 @@ def start_ray(cfg: RayConfig) -> None:
             f"private Ray came up on {node_ip}, not loopback, without token authentication; "
             "unset RAY_AUTH_MODE (sailrl then turns token authentication on)"
         )
+
+
+TMP_PREFIX = "sailrl-ray-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_tmpdir() -> str:
+    """A fresh ``sailrl-ray-<pid>-*`` temporary directory, removed at exit; those of driver
+    processes that are gone (killed) are removed first."""
+    for stale in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*"):
+        owner = stale.name[len(TMP_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            shutil.rmtree(stale, ignore_errors=True)
+    path = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def free_port(host: str = "127.0.0.1") -> int:

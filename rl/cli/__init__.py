@@ -13,6 +13,7 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
 import traceback
 
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     debug = debug_enabled(args)
+    # SIGTERM unwinds like Ctrl-C (finally blocks and atexit hooks stop actors, remove temp dirs).
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -108,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(error_text(err, debug), file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":
