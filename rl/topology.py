@@ -26,6 +26,8 @@ import os
 import secrets
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +117,7 @@ def start_ray(cfg: RayConfig) -> None:
     from ray._private import ray_constants
     from ray._raylet import AuthenticationTokenLoader, Config
 
+    start_reaper()
     ray_constants.ENABLE_RAY_CLUSTER = False
     Config.initialize("")
     AuthenticationTokenLoader.instance().reset_cache()
@@ -137,6 +140,25 @@ def start_ray(cfg: RayConfig) -> None:
 
 
 TMP_PREFIX = "sailrl-ray-"
+_REAPERS: list[subprocess.Popen] = []
+
+
+def start_reaper() -> None:
+    """``rl/reaper.py`` watching this process: when it exits (even by SIGKILL) the Ray
+    processes it started stop within about a second (see that file for why)."""
+    if _REAPERS or not sys.platform.startswith("linux"):
+        return
+    script = Path(__file__).with_name("reaper.py")
+    # Our end of its stdin stays open (not inherited by children) until we exit.
+    _REAPERS.append(
+        subprocess.Popen(
+            [sys.executable, str(script), str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    )
 
 
 def _alive(pid: int) -> bool:
