@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,8 +27,10 @@ pytestmark = pytest.mark.integration
 SAILRL = [sys.executable, "-m", "rl.cli"]
 
 
-def _start(run_dir: Path, *args: str) -> subprocess.Popen:
+def _start(run_dir: Path, *args: str, tmpdir: str | None = None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if tmpdir:  # the run's temporary files land here (Ray's own session dir stays put)
+        env.update(TMPDIR=tmpdir, RAY_TMPDIR=os.environ.get("RAY_TMPDIR", "/tmp"))
     env.pop("RAY_AUTH_MODE", None)
     cmd = [*SAILRL, "rl", "--config", str(ROOT / "configs/tiny-rl.yaml"), f"run.dir={run_dir}"]
     log = open(run_dir.parent / f"{run_dir.name}.log", "a")  # noqa: SIM115
@@ -68,7 +71,8 @@ def _log(run_dir: Path) -> str:
 def test_every_listening_socket_of_a_run_is_loopback(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    proc = _start(run, "rl.steps=3", "rl.save_every=0")
+    tmp = tempfile.mkdtemp(prefix="srl-")  # short: Ray's socket paths have a length limit
+    proc = _start(run, "rl.steps=3", "rl.save_every=0", tmpdir=tmp)
     seen: set[tuple[str, str, int]] = set()
     deadline = time.monotonic() + 600
     while proc.poll() is None and time.monotonic() < deadline:
@@ -81,6 +85,9 @@ def test_every_listening_socket_of_a_run_is_loopback(tmp_path):
     assert any(n.startswith("ray::") for n in names), seen
     open_ = sorted(s for s in seen if not _is_loopback(s[1]))
     assert not open_, f"listening beyond loopback: {open_}"
+    left = sorted(p.name for p in Path(tmp).iterdir())  # pymp-*, sailrl-ray-*: all removed
+    assert not left, left
+    Path(tmp).rmdir()
 
 
 def _steps(path: Path) -> list[int]:
