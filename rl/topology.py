@@ -25,10 +25,12 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,6 +123,7 @@ def start_ray(cfg: RayConfig) -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
     Config.initialize("")
     AuthenticationTokenLoader.instance().reset_cache()
+    on_term = signal.getsignal(signal.SIGTERM)
     ray.init(
         num_cpus=cfg.num_cpus or max(4, os.cpu_count() or 1),
         include_dashboard=False,
@@ -129,6 +132,10 @@ def start_ray(cfg: RayConfig) -> None:
         configure_logging=False,
         log_to_driver=True,
     )
+    # Ray's head replaces the SIGTERM handler with one that kills its processes and exits 1
+    # at once; the CLI's own (unwind like Ctrl-C: actors stop while Ray is still up) wins.
+    if callable(on_term) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_term)
     atexit.register(ray.shutdown)  # before Ray's own hook, so the TMPDIR goes after it
     node_ip = ray.util.get_node_ip_address()
     if not is_loopback(node_ip) and os.environ.get("RAY_AUTH_MODE") != "token":

@@ -141,3 +141,26 @@ def test_sigkill_between_checkpoints_then_resume_records_each_step_once(tmp_path
         assert seen == [1, 2, 3, 4, 5, 6], (tag, seen)
     leftover = list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"sailrl-ray-{proc.pid}-*"))
     assert not leftover, leftover
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_mid_run_stops_everything_and_cleans_up(tmp_path, sig):
+    run = tmp_path / "run"
+    run.mkdir()
+    tmp = tempfile.mkdtemp(prefix="srl-")
+    proc = _start(run, "rl.steps=50", "rl.save_every=0", "rl.probe_parity=false", tmpdir=tmp)
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        if metrics.exists() and _steps(metrics):
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, _log(run)
+    tree = _tree(proc.pid)
+    proc.send_signal(sig)
+    assert proc.wait(timeout=60) == (143 if sig == signal.SIGTERM else 130), _log(run)
+    time.sleep(3)  # the reaper's grace period
+    left = [p.name() for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not left, left
+    assert not list(Path(tmp).iterdir()), list(Path(tmp).iterdir())
+    Path(tmp).rmdir()
