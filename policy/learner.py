@@ -68,7 +68,19 @@ def init_distributed(on_cuda: bool) -> None:
     import deepspeed
 
     _forget_deepspeed_groups()
-    deepspeed.init_distributed(dist_backend="nccl" if on_cuda else "gloo")
+    # Our own store (listening on MASTER_ADDR only); DeepSpeed adopts the initialised group.
+    from deepspeed.constants import default_pg_timeout
+
+    from policy.learner_store import bound_store
+
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    addr, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+    store = bound_store(addr, port, world, rank == 0, default_pg_timeout)
+    backend = "nccl" if on_cuda else "gloo"
+    dist.init_process_group(
+        backend, store=store, rank=rank, world_size=world, timeout=default_pg_timeout
+    )
+    deepspeed.init_distributed(dist_backend=backend)
 
 
 def _forget_deepspeed_groups() -> None:

@@ -27,7 +27,7 @@ class RuntimeConfig:
     startup_timeout_s: float = 120.0  # a fresh worker must be ready within this
     chunk_size: int = 32  # samples sent to a worker at once (cuts IPC cost per sample)
     start_method: Literal["forkserver", "spawn"] = "forkserver"  # never fork (Ray, threads)
-    max_error_rate: float = 0.1  # a batch with more errors than this fraction aborts
+    max_error_rate: float = 0.1  # a batch with more errors + timeouts than this aborts
     max_completion_chars: int = 65536  # longer completions score 0 without being parsed
 
     def __post_init__(self) -> None:

@@ -29,13 +29,17 @@ __all__ = ["RewardRuntime", "RewardRuntimeError", "ErrorRateExceeded"]
 
 
 class ErrorRateExceeded(RewardRuntimeError):
-    """More samples of a batch ended with outcome ``error`` than ``runtime.max_error_rate``
-    allows. ``results`` and ``stats`` hold the scored batch."""
+    """More samples of a batch ended with outcome ``error`` or ``timeout`` than
+    ``runtime.max_error_rate`` allows (or every sample did). ``results`` and ``stats`` hold the
+    scored batch."""
 
     def __init__(self, message: str, results: list[RewardResult], stats: RewardStats):
         super().__init__(message)
         self.results = results
         self.stats = stats
+
+    def __reduce__(self):  # picklable across processes / Ray actors with its fields
+        return (type(self), (str(self), self.results, self.stats))
 
 
 class RewardRuntime:
@@ -93,16 +97,27 @@ class RewardRuntime:
         return final
 
     def _check_errors(self, results: list[RewardResult]) -> None:
-        errors = [r for r in results if r.outcome == "error"]
+        """Timeouts and errors count together: a reward that always hangs is as broken as
+        one that always raises (``max_error_rate: 1`` opts out)."""
+        failed = [r for r in results if r.outcome in ("error", "timeout")]
         limit = self.config.runtime.max_error_rate
-        if errors and len(errors) > limit * len(results):
-            raise ErrorRateExceeded(
-                f"{len(errors)} of {len(results)} samples ended with outcome 'error' "
-                f"({len(errors) / len(results):.0%}), above runtime.max_error_rate={limit:g}. "
-                f"First error: {errors[0].error}. Fix the reward, or raise runtime.max_error_rate.",
-                results,
-                self.last_stats,
-            )
+        if not failed or len(failed) <= limit * len(results):
+            return
+        timeouts = sum(r.outcome == "timeout" for r in failed)
+        names = ", ".join(f"{name!r} ({path})" for name, path in self.paths.items())
+        share = (
+            "every sample"
+            if len(failed) == len(results)
+            else f"{len(failed)} of {len(results)} samples ({len(failed) / len(results):.0%}, "
+            f"above runtime.max_error_rate={limit:g})"
+        )
+        raise ErrorRateExceeded(
+            f"reward {names}: {share} ended in error or timeout ({len(failed) - timeouts} "
+            f"error, {timeouts} timeout). First: {failed[0].error}. Fix the reward, or raise "
+            "runtime.timeout_s / runtime.max_error_rate.",
+            results,
+            self.last_stats,
+        )
 
     def close(self) -> None:
         """Stop the worker processes; the runtime cannot score afterwards."""

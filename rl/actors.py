@@ -6,17 +6,43 @@ gather the results; tensors travel actor to actor as ObjectRefs.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import replace
 from typing import Any
 
 import ray
 
 from rl.evaluation import eval_rewards
-from rl.topology import free_port, place, remote_actor, start_ray
+from rl.topology import bundle_address, check_resources, place, remote_actor, start_ray
 from rl.workers import LearnerWorker, RewardWorker, RolloutWorker
 from rollout.types import GenerateResult
 
 log = logging.getLogger(__name__)
+
+
+class ActorStartError(RuntimeError):
+    """An actor's constructor raised; the message is its own error (type: message)."""
+
+
+_ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exceeded|Interrupt)): (.+)$")
+
+
+def root_cause(err: BaseException) -> BaseException:
+    """The error an actor itself raised, not Ray's wrapper: a failed method call gives its
+    exception back; an actor whose constructor raised (Ray's ActorDiedError keeps only the
+    text) gives ``ActorStartError`` with the last ``Type: message`` line of that text.
+    Anything else (an actor killed by the system) is returned as it is."""
+    while isinstance(err, ray.exceptions.RayTaskError) and err.cause is not None:
+        if err.cause is err:
+            break
+        err = err.cause
+    if isinstance(err, ray.exceptions.RayActorError) and err.actor_init_failed:
+        for line in reversed(str(err).splitlines()):
+            match = _ERROR_LINE.match(line.strip())
+            if match:
+                name = match.group(1).rsplit(".", 1)[-1]
+                return ActorStartError(f"an actor could not start: {name}: {match.group(2)}")
+    return err
 
 
 def _shards(items: list, n: int) -> list[list[int]]:
@@ -28,10 +54,14 @@ class Cluster:
     """Learner ranks (one DeepSpeed data-parallel group), rollout engines, reward pool."""
 
     def __init__(self, cfg: Any, model_dir: str) -> None:
-        start_ray(cfg.ray)
         loop = cfg.rl
+        check_resources(cfg.ray, loop.num_learners, loop.num_rollout_engines)
+        start_ray(cfg.ray)
         self.placement = place(cfg.ray, loop.num_learners, loop.num_rollout_engines)
-        port = free_port()
+        # The learner group meets at rank 0's node (loopback when Ray is private).
+        host, port = bundle_address(
+            self.placement, self.placement.learner_bundles[0], cfg.ray.private
+        )
         self.learners = [
             remote_actor(
                 LearnerWorker,
@@ -44,6 +74,7 @@ class Cluster:
                 rank=rank,
                 world_size=loop.num_learners,
                 master_port=port,
+                master_addr=host,
             )
             for rank, bundle in enumerate(self.placement.learner_bundles)
         ]
@@ -68,7 +99,7 @@ class Cluster:
         ray.get([learner.optimizer_step.remote() for learner in self.learners])
         (self.transport,) = transports
         if self.transport != "local":
-            self._open_weight_channel(cfg.rollout.weight_sync_timeout_s, not cfg.ray.address)
+            self._open_weight_channel(cfg.rollout.weight_sync_timeout_s, cfg.ray.private)
 
     def _open_weight_channel(self, timeout_s: float, loopback: bool) -> None:
         """Learner rank 0 hosts a broadcast group; every engine worker joins it."""

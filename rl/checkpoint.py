@@ -123,3 +123,34 @@ def read_state(checkpoint: str | Path) -> dict[str, Any]:
         return json.loads((checkpoint / STATE).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise CheckpointError(f"checkpoint {checkpoint}: {STATE} is unreadable: {err}") from err
+
+
+def resolve_reference(path: str | Path) -> Path:
+    """A model directory from what a user may type for one: a checkpoint or model dir
+    itself, ``<checkpoints>/latest`` (the pointer file), ``<checkpoints>/<step>`` (``10``
+    means ``step-000010``), a ``checkpoints`` dir or a run dir (their latest checkpoint).
+    Other paths come back unchanged, for the caller's own "not found" error.
+
+    >>> resolve_reference("runs/none/checkpoints/latest")
+    PosixPath('runs/none/checkpoints/latest')
+    """
+    path = Path(path)
+    if path.name == "latest" and path.is_file():
+        named = path.parent / path.read_text().strip()
+        if not (named / COMPLETE).is_file():
+            raise CheckpointError(f"{path} names {named}, which is not a complete checkpoint")
+        return named
+    if path.name.isdigit() and not path.exists() and path.parent.is_dir():
+        named = path.parent / step_dir_name(int(path.name))
+        if not named.is_dir():
+            steps = ", ".join(p.name for p in CheckpointManager(path.parent).complete()) or "none"
+            raise CheckpointError(f"{path}: no checkpoint of step {path.name} (found: {steps})")
+        return named
+    if path.is_dir() and not (path / "config.json").is_file():
+        root = path if path.name == "checkpoints" else path / "checkpoints"
+        if root.is_dir():
+            found = CheckpointManager(root).latest()
+            if found is None:
+                raise CheckpointError(f"{path}: no complete checkpoint under {root}")
+            return found
+    return path

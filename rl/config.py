@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 from pathlib import Path
@@ -115,9 +116,13 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        # No setting of this project means anything at NaN or infinity.
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: must be a finite number, got {value!r}")
+        return number
     if tp is str:
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
@@ -144,7 +149,10 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
     except ConfigError:
         raise
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"{where or cls.__name__}: {err}") from err
+        message = str(err)
+        if where and message.startswith(f"{where}."):  # already names the dotted key
+            raise ConfigError(message) from err
+        raise ConfigError(f"{where or cls.__name__}: {message}") from err
 
 
 def to_dict(obj: Any) -> Any:

@@ -16,15 +16,16 @@ from typing import Any
 import ray
 
 from policy.processor import SAILVLProcessor
-from rl.actors import Cluster
+from rl.actors import Cluster, root_cause
 from rl.algos import BatchFiller
 from rl.batching import Group, group_metrics, shaped_rewards, train_sequences
 from rl.checkpoint import CheckpointManager, read_state
 from rl.evaluation import evaluate
 from rl.experiment import ExperimentConfig
 from rl.loss import RLLoss
+from rl.preflight import preflight_rl
 from rl.probe import parity_probe
-from rl.prompt_data import bad_row_counts, load_checked, write_report
+from rl.prompt_data import bad_row_counts, write_report
 from rl.prompts import PromptBuilder, PromptStream
 from rl.runlog import RunLog
 from rollout.types import SamplingSettings
@@ -37,45 +38,39 @@ class ActorFailure(RuntimeError):
 
 
 def run_rl(cfg: ExperimentConfig, resume: str | None = None) -> Path:
-    """Train; returns the run directory. ``resume``: None, "auto" or a checkpoint dir."""
+    """Train; returns the run directory. ``resume``: None, "auto", a checkpoint dir, its
+    ``latest`` pointer or a step. Every checkable mistake fails before any actor starts."""
+    plan = preflight_rl(cfg, resume)
+    cfg, start = plan.cfg, plan.start
+    if resume == "auto" and start is None:
+        log.info("--resume auto: no checkpoint under %s yet, starting fresh", cfg.run.path)
     run_dir = cfg.run.path
-    cfg = replace(cfg, data=cfg.data.resolve(run_dir))
     random.seed(cfg.run.seed)
     ckpts = CheckpointManager(run_dir / "checkpoints", keep=cfg.rl.keep_checkpoints)
-    start = _resume_point(ckpts, resume)
-    data = _load_data(cfg, run_dir)  # every row and image checked before any actor starts
+    data = plan.data  # every row and image was checked by the preflight
+    write_report(run_dir, train=data.train, eval=data.eval)
     model_dir = cfg.model.prepare(run_dir)
-    cluster = Cluster(cfg, model_dir)
+    cluster = None
     try:
-        with RunLog(run_dir, cfg) as runlog:
+        cluster = Cluster(cfg, model_dir)
+        # Records after the starting step belong to a run that was cut off: drop them.
+        with RunLog(run_dir, cfg, resume_step=plan.start_step) as runlog:
             _loop(cfg, cluster, ckpts, start, model_dir, runlog, data)
-    except ray.exceptions.RayActorError as err:
-        raise ActorFailure(
-            f"an actor died during the run ({err.__class__.__name__}: {err}). The last "
-            f"checkpoint is intact: rerun with --resume auto to continue from it."
-        ) from err
+    except ray.exceptions.RayError as err:
+        cause = root_cause(err)
+        if not isinstance(cause, ray.exceptions.RayError):
+            raise cause from err  # the actor's own error (bad checkpoint, reward, input)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        hint = (
+            " The last checkpoint is intact: rerun with --resume auto to continue from it."
+            if ckpts.latest() is not None
+            else ""
+        )
+        raise ActorFailure(f"an actor died during the run ({first}).{hint}") from err
     finally:
-        cluster.shutdown()
+        if cluster is not None:
+            cluster.shutdown()
     return run_dir
-
-
-def _load_data(cfg: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
-    opts = cfg.data.read_options()
-    train = load_checked(cfg.data.train, opts, "data.train", require=("answer",))
-    held_out = (
-        load_checked(cfg.data.eval, opts, "data.eval", ("answer",)) if cfg.data.eval else None
-    )
-    write_report(run_dir, train=train, eval=held_out)
-    return {"train": train, "eval": held_out, "metrics": bad_row_counts(train=train, eval=held_out)}
-
-
-def _resume_point(ckpts: CheckpointManager, resume: str | None) -> Path | None:
-    if resume is None:
-        return None
-    found = ckpts.latest() if resume == "auto" else Path(resume)
-    if found is None:
-        log.info("--resume auto: no checkpoint under %s yet, starting fresh", ckpts.root)
-    return found
 
 
 def _loop(cfg, cluster, ckpts, start, model_dir, runlog, data) -> None:
@@ -87,8 +82,9 @@ def _loop(cfg, cluster, ckpts, start, model_dir, runlog, data) -> None:
         cluster.load(str(start))
         cluster.sync_weights(state["step"], loop.sync_bucket_mb << 20)
         log.info("resumed from %s at step %d", start, state["step"])
-    stream = PromptStream(data["train"], cfg.run.seed, state["cursor"])
-    held_out = data["eval"][: loop.eval_max_prompts] if data["eval"] else []
+    stream = PromptStream(data.train, cfg.run.seed, state["cursor"])
+    held_out = data.eval[: loop.eval_max_prompts] if data.eval else []
+    bad_rows = bad_row_counts(train=data.train, eval=data.eval)
     gen = _Generator(cfg, cluster, builder, stream)
     loss_fn = RLLoss(algo)
     probe = builder.prompt("probe", stream.examples[0])
@@ -138,7 +134,7 @@ def _loop(cfg, cluster, ckpts, start, model_dir, runlog, data) -> None:
             ckpts.save(step + 1, lambda d: cluster.save(str(d)), state)
             metrics["time/save"] = time.perf_counter() - t
         metrics["time/step"] = time.perf_counter() - t0
-        metrics.update(data["metrics"])
+        metrics.update(bad_rows)
         runlog.log(step + 1, metrics)
         runlog.write_jsonl("samples.jsonl", _samples(step + 1, kept, loop.log_samples))
         bar.set_postfix(reward=f"{metrics.get('reward/mean', 0.0):.3f}")

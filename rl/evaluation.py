@@ -56,7 +56,11 @@ def evaluate(
     max_tokens: int,
     seed: int,
 ) -> dict[str, float]:
-    """Evaluate ``examples`` in each of ``modes`` with ``samples`` completions per prompt."""
+    """Evaluate ``examples`` in each of ``modes`` with ``samples`` completions per prompt.
+    An empty held-out set, or one where no completion came back, is an error (accuracy 0.0
+    of nothing would read as a result)."""
+    if not examples:
+        raise ValueError("the held-out set is empty: name a file with examples (data.eval)")
     metrics: dict[str, float] = {}
     sampling = SamplingSettings(
         n=samples, temperature=temperature, max_tokens=max_tokens, seed=seed
@@ -68,6 +72,12 @@ def evaluate(
         }
         result = generate([builder.request(p) for p in prompts.values()], sampling)
         inputs = [builder.reward_input(prompts[c.prompt_id], c.text) for c in result.completions]
+        if not inputs:
+            first = result.failures[0].message if result.failures else "no completions"
+            raise ValueError(
+                f"evaluation ({mode}): none of {len(prompts)} held-out prompts produced a "
+                f"completion; first failure: {first}"
+            )
         results, _ = score(inputs)
         metrics.update(summarize(mode, result.completions, results))
         metrics[f"eval/{mode}/failed_prompts"] = float(len(result.failures))

@@ -16,6 +16,8 @@ ConfigError naming the dotted key.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -62,19 +64,25 @@ class ModelSource:
         """The starting checkpoint dir: ``path`` (checked here, so a bad one fails before any
         actor starts), or a fresh ``preset`` build in ``<run_dir>/init-model`` (made once)."""
         from policy.checkpoint import ATTN_ENV, CheckpointError, init_checkpoint, load_config
+        from rl.checkpoint import resolve_reference
+        from rl.preflight import SOURCE_FILE, check_init_model, model_source
 
         if self.attn_implementation:
             # Read by load_checkpoint in this process and in the processes it starts.
             os.environ[ATTN_ENV] = self.attn_implementation
         if self.path:
             try:
-                load_config(self.path)
-            except CheckpointError as err:
+                path = str(resolve_reference(self.path))  # `latest`, a step, a run dir
+                load_config(path)
+            except (CheckpointError, RuntimeError) as err:
                 raise ConfigError(f"model.path: {err}") from err
-            return self.path
+            return path
+        check_init_model(self, run_dir)
         target = run_dir / "init-model"
         if not (target / "config.json").exists():
             init_checkpoint(self.preset, target, seed=self.seed, **self.overrides)
+            # What it was built from, so that a later run with another preset is refused.
+            (target / SOURCE_FILE).write_text(json.dumps(model_source(self)))
         return str(target)
 
 
@@ -169,6 +177,23 @@ class LoopConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"rl.{name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("eval_every", "save_every", "log_samples"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"rl.{name}: must be >= 0, got {getattr(self, name)}")
+        if not self.temperature > 0:
+            raise ValueError(
+                f"rl.temperature: must be > 0 (1.0 for on-policy), got {self.temperature}"
+            )
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"rl.top_p: must be in (0, 1], got {self.top_p}")
+        if not self.eval_temperature >= 0:
+            raise ValueError(f"rl.eval_temperature: must be >= 0, got {self.eval_temperature}")
+        if not self.parity_tolerance > 0:
+            raise ValueError(f"rl.parity_tolerance: must be > 0, got {self.parity_tolerance}")
+        if self.eval_max_prompts < 1:
+            raise ValueError(f"rl.eval_max_prompts: must be >= 1, got {self.eval_max_prompts}")
+        if not math.isfinite(self.temperature + self.top_p):
+            raise ValueError("rl.temperature / rl.top_p: must be finite")
         if self.group_size < 2:
             raise ValueError("rl.group_size: group-relative advantages need at least 2 samples")
         if self.eval_samples > 1 and self.eval_temperature == 0:

@@ -7,12 +7,19 @@
       samples.jsonl    a few completions per step (RL) when the stage logs them
 
 Stages receive a ``RunLog`` (they never build one), so sft/ and policy/ stay free of it.
+
+A run that starts from a checkpoint of step S passes ``resume_step=S``: rows of later steps
+(written by the run that was cut off after that checkpoint) are dropped from every JSONL
+file and TensorBoard purges them (``purge_step``), so each step appears once. Every row is
+one ``os.write`` of a whole line to an ``O_APPEND`` file: a kill leaves whole lines only
+(a torn last line, if a machine crash leaves one, is dropped on resume).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -35,18 +42,39 @@ def _scalar(value: Any) -> float | int | None:
 class RunLog:
     """Writes metrics to JSONL and TensorBoard; ``progress`` wraps long loops with an ETA bar."""
 
-    def __init__(self, run_dir: str | Path, config: Any | None = None, tensorboard: bool = True):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        config: Any | None = None,
+        tensorboard: bool = True,
+        resume_step: int | None = None,
+    ):
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         if config is not None:
             save_yaml(config, self.dir / "config.yaml")
-        self._metrics = open(self.dir / "metrics.jsonl", "a", buffering=1)  # noqa: SIM115
+        if resume_step is not None:
+            for path in self.dir.glob("*.jsonl"):
+                truncate_records(path, resume_step)
+        self._files: dict[str, int] = {}
         self._tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(self.dir / "tb"))
+            purge = None if resume_step is None else resume_step + 1
+            self._tb = SummaryWriter(str(self.dir / "tb"), purge_step=purge)
         self._t0 = time.time()
+
+    def _append(self, name: str, rows: list[dict[str, Any]]) -> None:
+        if name not in self._files:
+            self._files[name] = os.open(
+                self.dir / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
+            )
+        for row in rows:
+            data = (json.dumps(row, default=str) + "\n").encode()
+            written = os.write(self._files[name], data)
+            while written < len(data):  # only on full disks / signals; finish the line
+                written += os.write(self._files[name], data[written:])
 
     def log(self, step: int, metrics: dict[str, Any]) -> dict[str, Any]:
         """Append one step's metrics; non-scalar values are kept in JSONL only."""
@@ -56,20 +84,20 @@ class RunLog:
             row[key] = value if num is None else num
             if self._tb is not None and num is not None and math.isfinite(num):
                 self._tb.add_scalar(key, num, step)
-        self._metrics.write(json.dumps(row, default=str) + "\n")
+        self._append("metrics.jsonl", [row])
         return row
 
     def write_jsonl(self, name: str, rows: list[dict[str, Any]]) -> None:
-        """Append rows to ``<run>/<name>`` (e.g. sampled completions)."""
-        with open(self.dir / name, "a") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, default=str) + "\n")
+        """Append rows to ``<run>/<name>`` (e.g. sampled completions; each with "step")."""
+        self._append(name, rows)
 
     def progress(self, total: int, desc: str, initial: int = 0) -> tqdm:
         return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, smoothing=0.1)
 
     def close(self) -> None:
-        self._metrics.close()
+        for fd in self._files.values():
+            os.close(fd)
+        self._files = {}
         if self._tb is not None:
             self._tb.close()
 
@@ -85,3 +113,29 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def truncate_records(path: str | Path, step: int) -> int:
+    """Keep the rows of ``path`` with ``"step" <= step`` (rows without a step stay) and drop a
+    torn last line; rewritten atomically. Returns how many rows were dropped."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            dropped += 1  # a line cut short by a crash
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] > step:
+            dropped += 1
+            continue
+        kept.append(line)
+    if dropped:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        os.replace(tmp, path)
+    return dropped

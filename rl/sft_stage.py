@@ -52,7 +52,9 @@ def run_sft(cfg: SFTExperiment, resume: str | None = None) -> Path:
     ckpts = CheckpointManager(run_dir / "checkpoints", keep=cfg.keep_checkpoints)
     start = None
     if resume:
-        start = ckpts.latest() if resume == "auto" else Path(resume)
+        from rl.preflight import resolve_resume
+
+        start = resolve_resume(ckpts, resume)
     model_dir = cfg.model.prepare(run_dir)
     s = cfg.sft
     opts = s.read_options()
@@ -79,7 +81,8 @@ def run_sft(cfg: SFTExperiment, resume: str | None = None) -> Path:
         ckpts.save(st.step, learner.save, st.to_dict())
 
     processor = SAILVLProcessor.from_pretrained(model_dir)
-    with RunLog(run_dir, cfg) as runlog:
+    resume_step = state.step if state is not None else 0  # drop records of a cut-off run
+    with RunLog(run_dir, cfg, resume_step=resume_step) as runlog:
         train(s, learner, processor, _WithCounts(runlog, counts), stream=stream,
               eval_examples=eval_set, save=save, start=state)  # fmt: skip
     return run_dir

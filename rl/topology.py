@@ -3,18 +3,36 @@
 Worker classes are plain Python (``rl.workers``); ``ray.remote`` is applied here, at placement
 time, so the same classes run in unit tests without Ray.
 
-On one machine Ray binds to 127.0.0.1 and starts no dashboard. On a cluster, start Ray on
-every node yourself (``ray start --head`` / ``ray start --address=HEAD:6379``) and set
-``ray.address: auto`` (or ``HEAD:6379``) in the experiment config; the placement below then
-spreads learner ranks and rollout engines over the cluster's GPUs.
+On one machine (``ray.address: null``) Ray is private: every process it starts (GCS,
+raylet, object manager, workers, agents) listens on 127.0.0.1 only, no dashboard runs, and
+token authentication is on with a fresh per-run token (``RAY_AUTH_TOKEN`` in the
+environment of the run's processes; nothing is written to ``~/.ray``). Ray rewrites a
+loopback ``_node_ip_address`` to the machine's routable address unless
+``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (the flag that makes Ray single-machine on
+macOS/Windows), which ``start_ray`` sets; it checks the node address afterwards.
+
+On a cluster, start Ray on every node yourself (``ray start --head`` / ``ray start
+--address=HEAD:6379``, with ``RAY_AUTH_MODE=token``; see docs/config.md) and set
+``ray.address: auto`` (or ``HEAD:6379``); the placement below then spreads learner ranks and
+rollout engines over the cluster's GPUs, and their rendezvous use the nodes' addresses.
 """
 
 from __future__ import annotations
 
+import atexit
+import ipaddress
 import logging
 import os
+import secrets
+import shutil
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -37,9 +55,42 @@ class RayConfig:
     reward_cpus: float = 0.5
 
     def __post_init__(self):
-        for name in ("learner_cpus", "learner_gpus", "rollout_cpus", "rollout_gpus"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        import math
+
+        for name in ("learner_cpus", "learner_gpus", "rollout_cpus", "rollout_gpus", "reward_cpus"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"ray.{name}: must be a finite number >= 0, got {value}")
+        if self.num_cpus is not None and self.num_cpus < 1:
+            raise ValueError(
+                f"ray.num_cpus: must be >= 1 (or null for all cores), got {self.num_cpus}"
+            )
+        if self.learner_cpus + self.learner_gpus == 0 or self.rollout_cpus + self.rollout_gpus == 0:
+            raise ValueError("ray.learner_* / ray.rollout_*: each actor needs some CPU or GPU")
+
+    @property
+    def private(self) -> bool:
+        """True when this run starts its own single-machine Ray (everything on loopback)."""
+        return not self.address
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and IPv4-mapped loopback (``::ffff:127.0.0.1``)."""
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return host == "localhost"
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return (mapped or addr).is_loopback
+
+
+def private_env() -> dict[str, str]:
+    """Environment that makes a Ray started by this process private (see module doc)."""
+    env = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    if os.environ.get("RAY_AUTH_MODE") is None:  # an explicit choice is the user's
+        env["RAY_AUTH_MODE"] = "token"
+        env["RAY_AUTH_TOKEN"] = os.environ.get("RAY_AUTH_TOKEN") or secrets.token_hex(32)
+    return env
 
 
 def start_ray(cfg: RayConfig) -> None:
@@ -55,9 +106,24 @@ def start_ray(cfg: RayConfig) -> None:
         }
     }
     if cfg.address:
+        # Token authentication, when the cluster has it, comes from RAY_AUTH_MODE=token and
+        # the token in RAY_AUTH_TOKEN or ~/.ray/auth_token (docs/config.md).
         ray.init(address=cfg.address, runtime_env=env, log_to_driver=True)
         return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # private, loopback-only cluster
+    # Temporary files of the run's actors (multiprocessing's pymp-*, torch, vLLM) go to one
+    # directory that is removed when this process exits (or by the next run after a kill).
+    env["env_vars"]["TMPDIR"] = run_tmpdir()
+    os.environ.update(private_env())
+    # Ray read both settings when it was imported (this module imports it): refresh them
+    # there as Ray's own token set-up does (Config.initialize re-reads RAY_AUTH_MODE).
+    from ray._private import ray_constants
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    start_reaper()
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+    on_term = signal.getsignal(signal.SIGTERM)
     ray.init(
         num_cpus=cfg.num_cpus or max(4, os.cpu_count() or 1),
         include_dashboard=False,
@@ -66,13 +132,84 @@ def start_ray(cfg: RayConfig) -> None:
         configure_logging=False,
         log_to_driver=True,
     )
+    # Ray's head replaces the SIGTERM handler with one that kills its processes and exits 1
+    # at once; the CLI's own (unwind like Ctrl-C: actors stop while Ray is still up) wins.
+    if callable(on_term) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_term)
+    atexit.register(ray.shutdown)  # before Ray's own hook, so the TMPDIR goes after it
+    node_ip = ray.util.get_node_ip_address()
+    if not is_loopback(node_ip) and os.environ.get("RAY_AUTH_MODE") != "token":
+        ray.shutdown()
+        raise RuntimeError(
+            f"private Ray came up on {node_ip}, not loopback, without token authentication; "
+            "unset RAY_AUTH_MODE (sailrl then turns token authentication on)"
+        )
+
+
+TMP_PREFIX = "sailrl-ray-"
+_REAPERS: list[subprocess.Popen] = []
+
+
+def start_reaper() -> None:
+    """``rl/reaper.py`` watching this process: when it exits (even by SIGKILL) the Ray
+    processes it started stop within about a second (see that file for why)."""
+    if _REAPERS or not sys.platform.startswith("linux"):
+        return
+    script = Path(__file__).with_name("reaper.py")
+    # Our end of its stdin stays open (not inherited by children) until we exit.
+    _REAPERS.append(
+        subprocess.Popen(
+            [sys.executable, str(script), str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_tmpdir() -> str:
+    """A fresh ``sailrl-ray-<pid>-*`` temporary directory, removed at exit; those of driver
+    processes that are gone (killed) are removed first."""
+    for stale in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*"):
+        owner = stale.name[len(TMP_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            shutil.rmtree(stale, ignore_errors=True)
+    path = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free on ``host`` right now."""
-    with socket.socket() as sock:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def rendezvous_address(private: bool) -> tuple[str, int]:
+    """Where a group hosted in this process can listen: 127.0.0.1 when Ray is private to
+    this machine, else this node's address from Ray; and a port free there."""
+    host = "127.0.0.1" if private else ray.util.get_node_ip_address()
+    return host, free_port(host)
+
+
+def bundle_address(placement: Placement, bundle: int, private: bool) -> tuple[str, int]:
+    """``rendezvous_address`` as seen from the node that holds ``bundle`` of ``placement``
+    (rank 0 of the learner group hosts its store there)."""
+    task = ray.remote(num_cpus=0)(rendezvous_address)
+    return ray.get(task.options(scheduling_strategy=placement.strategy(bundle)).remote(private))
 
 
 @dataclass
@@ -88,6 +225,32 @@ class Placement:
 
     def remove(self) -> None:
         remove_placement_group(self.group)
+
+
+def check_resources(cfg: RayConfig, num_learners: int, num_rollouts: int) -> None:
+    """Before Ray starts: a private Ray must hold every bundle plus the two reward actors
+    (cluster capacity is only known after joining; ``place`` checks it there)."""
+    if not cfg.private:
+        return
+    total = cfg.num_cpus or max(4, os.cpu_count() or 1)
+    need = num_learners * cfg.learner_cpus + num_rollouts * cfg.rollout_cpus + 2 * cfg.reward_cpus
+    if need > total:
+        raise ValueError(
+            f"ray: the actors need {need:g} CPUs ({num_learners} x ray.learner_cpus="
+            f"{cfg.learner_cpus:g}, {num_rollouts} x ray.rollout_cpus={cfg.rollout_cpus:g}, "
+            f"2 x ray.reward_cpus={cfg.reward_cpus:g}) but the private Ray has {total} "
+            "(ray.num_cpus); lower them or raise ray.num_cpus"
+        )
+    gpus = num_learners * cfg.learner_gpus + num_rollouts * cfg.rollout_gpus
+    if gpus:
+        import torch
+
+        have = torch.cuda.device_count()
+        if gpus > have:
+            raise ValueError(
+                f"ray.learner_gpus / ray.rollout_gpus: the actors need {gpus:g} GPUs but this "
+                f"machine has {have}; set them to 0 on a CPU machine"
+            )
 
 
 def place(cfg: RayConfig, num_learners: int, num_rollouts: int) -> Placement:

@@ -15,10 +15,17 @@ class LearnerWorker:
     """One data-parallel learner rank (``policy.learner.Learner``)."""
 
     def __init__(
-        self, model_dir: str, config: Any, rank: int, world_size: int, master_port: int
+        self,
+        model_dir: str,
+        config: Any,
+        rank: int,
+        world_size: int,
+        master_port: int,
+        master_addr: str = "127.0.0.1",
     ) -> None:
+        # Rank 0's node address (loopback when Ray is private); its store listens only there.
         os.environ.update(
-            MASTER_ADDR="127.0.0.1",
+            MASTER_ADDR=master_addr,
             MASTER_PORT=str(master_port),
             RANK=str(rank),
             LOCAL_RANK="0",
@@ -44,12 +51,9 @@ class LearnerWorker:
     def weight_channel_address(self, loopback: bool) -> tuple[str, int]:
         """Where this rank can host the weight broadcast group: 127.0.0.1 (everything on
         one machine) or this node's address (a cluster), and a free port there."""
-        import ray
+        from rl.topology import rendezvous_address
 
-        from rl.topology import free_port
-
-        host = "127.0.0.1" if loopback else ray.util.get_node_ip_address()
-        return host, free_port(host)
+        return rendezvous_address(loopback)
 
     def open_weight_channel(
         self, transport: str, host: str, port: int, world_size: int, timeout_s: float

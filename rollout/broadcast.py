@@ -180,9 +180,11 @@ def _gloo_group(host: str, port: int, rank: int, world_size: int, timeout: timed
     learner or vLLM may hold). Built directly rather than with vLLM's stateless helper: that
     one silences fd 1 while it works, and two members starting at once in one process (the
     tests, the rollout bench) then leave stdout pointing at /dev/null for good."""
-    from torch.distributed import PrefixStore, ProcessGroupGloo, TCPStore
+    from torch.distributed import PrefixStore, ProcessGroupGloo
 
-    store = TCPStore(host, port, world_size, is_master=rank == 0, timeout=timeout)
+    from policy.learner_store import bound_store  # rank 0 listens on ``host`` only
+
+    store = bound_store(host, port, world_size, rank == 0, timeout)
     return ProcessGroupGloo(PrefixStore("sailrl-weights", store), rank, world_size, timeout)
 
 

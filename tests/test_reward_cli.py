@@ -27,7 +27,7 @@ def test_score_file(tmp_path, capsys):
         ],
     )
     config = tmp_path / "rewards.yaml"
-    config.write_text("rewards:\n  runtime:\n    timeout_s: 1.0\n")
+    config.write_text("rewards:\n  runtime:\n    timeout_s: 1.0\n    max_error_rate: 0.5\n")
     code = main(
         [
             "reward",

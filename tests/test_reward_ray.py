@@ -31,7 +31,7 @@ def ray_cluster():
 
 
 def test_actor_scores_like_the_main_thread_and_a_thread_and_times_out(ray_cluster):
-    config = RewardsConfig(runtime=RuntimeConfig(timeout_s=1.0))
+    config = RewardsConfig(runtime=RuntimeConfig(timeout_s=1.0, max_error_rate=0.5))
     with RewardRuntime(config) as local:
         expected = local.score(CORRECT)
         in_thread = {}

@@ -11,6 +11,7 @@ from rewards import (
     RewardRuntimeError,
     RewardsConfig,
     RewardSetConfig,
+    RewardStats,
     RuntimeConfig,
 )
 
@@ -42,7 +43,8 @@ def _custom(name: str, path: str, **runtime) -> RewardsConfig:
 
 
 def _score_timeouts(batch):
-    with RewardRuntime(_config(workers=2, chunk_size=4)) as runtime:
+    # Timeouts count toward max_error_rate: allow the two pathological samples here.
+    with RewardRuntime(_config(workers=2, chunk_size=4, max_error_rate=0.5)) as runtime:
         return runtime.score(batch), runtime.last_stats
 
 
@@ -109,7 +111,7 @@ def test_dying_worker_is_replaced():
 
 def test_pure_python_infinite_loop_times_out():
     batch = [RewardInput("SPIN", "x"), RewardInput("ok", "x")]
-    with RewardRuntime(_custom("spinning", "spinning", workers=1)) as runtime:
+    with RewardRuntime(_custom("spinning", "spinning", workers=1, max_error_rate=0.5)) as runtime:
         results = runtime.score(batch)
     assert [r.outcome for r in results] == ["timeout", "ok"]
 
@@ -152,3 +154,23 @@ def test_stats_accumulate():
     assert runtime.stats.as_dict()["mean_reward"] == pytest.approx(
         len(CORRECT) / (len(CORRECT) + 1)
     )
+
+
+def test_timeouts_count_toward_max_error_rate_and_name_the_reward():
+    batch = [RewardInput("SPIN", "x"), RewardInput("ok", "x")]
+    with (
+        RewardRuntime(_custom("spinning", "spinning", workers=1)) as runtime,
+        pytest.raises(ErrorRateExceeded) as err,
+    ):
+        runtime.score(batch)
+    message = str(err.value)
+    assert "'spinning'" in message and "1 timeout" in message and "1 of 2 samples" in message
+    assert err.value.stats.outcomes["timeout"] == 1
+
+
+def test_error_rate_exceeded_survives_pickling():
+    import pickle
+
+    err = ErrorRateExceeded("boom", [], RewardStats())
+    again = pickle.loads(pickle.dumps(err))
+    assert str(again) == "boom" and again.stats == RewardStats()
