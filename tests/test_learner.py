@@ -10,7 +10,7 @@ import pytest
 import torch
 from learner_fixtures import image_sequence, text_sequence, weights
 
-from policy.batch import nll_loss
+from sft.loss import nll_loss
 from policy.checkpoint import init_checkpoint, load_checkpoint, load_tensors
 from policy.learner import Learner
 from policy.learner_config import LearnerConfig

@@ -23,7 +23,7 @@ def _rank_main(rank: int, world: int, port: int, ckpt: str, out: str) -> None:
     torch.set_num_threads(1)
     from learner_fixtures import text_sequence
 
-    from policy.batch import nll_loss
+    from sft.loss import nll_loss
     from policy.learner import Learner
     from policy.learner_config import LearnerConfig
 
