@@ -206,4 +206,3 @@ def collate(seqs: SequenceABC[Sequence], indices: list[int]) -> MicroBatch:
         lengths=[len(s) for s in rows],
         position_ids=positions,
     )
-

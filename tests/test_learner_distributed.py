@@ -23,9 +23,9 @@ def _rank_main(rank: int, world: int, port: int, ckpt: str, out: str) -> None:
     torch.set_num_threads(1)
     from learner_fixtures import text_sequence
 
-    from sft.loss import nll_loss
     from policy.learner import Learner
     from policy.learner_config import LearnerConfig
+    from sft.loss import nll_loss
 
     config = LearnerConfig(
         zero_stage=2, dtype="float32", lr=1e-2, micro_batch_tokens=48, mini_batch_size=4
