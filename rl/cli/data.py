@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from rollout.config import DTYPES
+
 
 def register(sub) -> None:
     ev = sub.add_parser("eval", help="held-out accuracy and format rate of a checkpoint")
@@ -41,7 +43,7 @@ def _common(parser: argparse.ArgumentParser, temperature: float) -> None:
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--temperature", type=float, default=temperature)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
+    parser.add_argument("--dtype", default="auto", choices=DTYPES)
     parser.add_argument("--max-model-len", type=int, default=None)
     parser.add_argument("--kv-cache-gib", type=float, default=1.0, help="CPU KV cache size")
 
