@@ -91,7 +91,7 @@ def aggregate(
         count = int(mask.sum()) if global_token_count is None else global_token_count
         return picked.sum() / max(count, 1)
     if mode not in MODES:
-        raise ValueError(f"loss_agg_mode: {mode!r} is unknown; choose one of {', '.join(MODES)}")
+        raise ValueError(f"agg_mode: {mode!r} is unknown; choose one of {', '.join(MODES)}")
     per_seq = picked.sum(dim=-1)
     if mode == "seq-mean-token-mean":
         per_seq = per_seq / mask.sum(dim=-1).clamp(min=1)
