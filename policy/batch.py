@@ -206,9 +206,3 @@ def collate(seqs: SequenceABC[Sequence], indices: list[int]) -> MicroBatch:
         lengths=[len(s) for s in rows],
         position_ids=positions,
     )
-
-
-def nll_loss(mb: LossInputs) -> tuple[torch.Tensor, dict[str, float]]:
-    """Token-mean negative log-likelihood over the mini-batch's loss tokens (the SFT loss)."""
-    loss = -(mb.logprobs * mb.loss_mask).sum() / mb.global_token_count
-    return loss, {}

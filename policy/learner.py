@@ -7,7 +7,10 @@ gradients over the W data-parallel ranks. The loss function divides each micro-b
 the mini-batch's loss-token count summed over all ranks, so the wanted gradient is the SUM of
 the ranks' gradients; the learner therefore multiplies each micro-batch loss by W before
 backward (and does not scale by the number of micro-batches), which makes DeepSpeed's mean
-equal that sum. Reported losses are the unscaled values summed over micro-batches and ranks.
+equal that sum.
+
+Metrics follow ``policy.metrics``: each carries its reduction, and the learner reduces once,
+over micro-batches and ranks, so a metric does not depend on how the batch was split.
 
 Every method except ``config``/``step`` reads is COLLECTIVE when W > 1 (all ranks call it with
 their own share of the batch): ranks agree on the count of mini- and micro-batches, padding
@@ -16,8 +19,8 @@ with zero-weight micro-batches where one rank has fewer.
 
 from __future__ import annotations
 
+import copy
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from collections.abc import Sequence as SequenceABC
@@ -37,84 +40,15 @@ from policy.batch import (
     split_mini_batches,
 )
 from policy.learner_config import LearnerConfig, lr_multiplier
+from policy.learner_setup import deepspeed_config, init_distributed
 from policy.learner_state import load_learner_state, save_learner_state
+from policy.loss_inputs import has_dropout, loss_needs, pad_rows
+from policy.metrics import Metric, MetricSums, over_mini_batches
 from policy.token_logprobs import token_entropy, token_logprobs
 from policy.weight_export import export_buckets, plan_buckets
 
-LossFn = Callable[[LossInputs], tuple[torch.Tensor, dict[str, Any]]]
+LossFn = Callable[[LossInputs], tuple[torch.Tensor, dict[str, Metric | float]]]
 DEFAULT_BUCKET_BYTES = 256 * 1024**2
-
-
-def init_distributed(on_cuda: bool) -> None:
-    """Initialise torch.distributed (nccl on GPU, gloo on CPU) unless already done; defaults
-    for a single process: 127.0.0.1, a free port, rank 0 of 1."""
-    if dist.is_initialized():
-        return
-    if "WORLD_SIZE" not in os.environ or os.environ["WORLD_SIZE"] == "1":
-        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        if "MASTER_PORT" not in os.environ:
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                os.environ["MASTER_PORT"] = str(sock.getsockname()[1])
-        os.environ.setdefault("RANK", "0")
-        os.environ.setdefault("WORLD_SIZE", "1")
-    for key in ("MASTER_ADDR", "MASTER_PORT", "RANK"):
-        if key not in os.environ:
-            raise RuntimeError(f"WORLD_SIZE={os.environ['WORLD_SIZE']} but {key} is not set")
-    # Ray gives each learner actor one visible GPU, so the local rank is 0 unless told.
-    os.environ.setdefault("LOCAL_RANK", "0")
-    if on_cuda:
-        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-    import deepspeed
-
-    _forget_deepspeed_groups()
-    # Our own store (listening on MASTER_ADDR only); DeepSpeed adopts the initialised group.
-    from deepspeed.constants import default_pg_timeout
-
-    from policy.learner_store import bound_store
-
-    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    addr, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
-    store = bound_store(addr, port, world, rank == 0, default_pg_timeout)
-    backend = "nccl" if on_cuda else "gloo"
-    dist.init_process_group(
-        backend, store=store, rank=rank, world_size=world, timeout=default_pg_timeout
-    )
-    deepspeed.init_distributed(dist_backend=backend)
-
-
-def _forget_deepspeed_groups() -> None:
-    """DeepSpeed caches process groups (a clone of the world group, ...) in module globals.
-    When torch.distributed was torn down since (another engine in this process, e.g. vLLM's
-    cleanup, destroys the default group), those handles are dead: drop them so DeepSpeed
-    builds new ones on the new world."""
-    from deepspeed.utils import groups
-
-    for name in ("_WORLD_GROUP", "_DATA_PARALLEL_GROUP", "_MODEL_PARALLEL_GROUP",
-                 "_TENSOR_MODEL_PARALLEL_GROUP", "_ZERO_PARAM_INTRA_PARALLEL_GROUP"):  # fmt: skip
-        if hasattr(groups, name):
-            setattr(groups, name, None)
-    for name in ("_EXPERT_PARALLEL_GROUP", "_EXPERT_DATA_PARALLEL_GROUP", "_ALL_TO_ALL_GROUP"):
-        if isinstance(getattr(groups, name, None), dict):
-            getattr(groups, name).clear()
-
-
-def deepspeed_config(config: LearnerConfig, dtype: torch.dtype, world_size: int) -> dict[str, Any]:
-    """The DeepSpeed JSON config for ``config`` (gradient accumulation is driven by hand)."""
-    zero: dict[str, Any] = {"stage": config.zero_stage}
-    if config.offload:
-        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
-    return {
-        "train_micro_batch_size_per_gpu": 1,
-        "gradient_accumulation_steps": 1,
-        "train_batch_size": world_size,
-        "gradient_clipping": config.grad_clip,
-        "bf16": {"enabled": dtype == torch.bfloat16},
-        "zero_optimization": zero,
-        "zero_allow_untested_optimizer": True,
-        "steps_per_print": 2**62,
-        "wall_clock_breakdown": False,
-    }
 
 
 def _model_config_value(model: nn.Module, key: str, default: Any) -> Any:
@@ -178,6 +112,12 @@ class Learner:
         trainable = [p for p in model.parameters() if p.requires_grad]
         if not trainable:
             raise ValueError("learner: every parameter is frozen; nothing to train")
+        # The reference policy: the weights this learner starts from, frozen (a later
+        # ``load`` of a resumed run does not touch it, so it stays the stage's start).
+        self.reference: nn.Module | None = None
+        if config.reference:
+            self.reference = copy.deepcopy(model).eval().requires_grad_(False)
+        self.dropout = has_dropout(model)
         ds_config = deepspeed_config(config, self.dtype, self.world_size)
         optimizer = None
         if config.offload:
@@ -211,6 +151,8 @@ class Learner:
         )
         self.module: nn.Module = self.engine.module
         self.device = self.engine.device
+        if self.reference is not None:
+            self.reference.to(device=self.device, dtype=self.dtype)
         self.step = 0  # optimiser steps applied
         self.skipped_steps = 0  # optimiser steps skipped for a non-finite loss or gradient
 
@@ -246,7 +188,7 @@ class Learner:
         return count
 
     # -- forward ---------------------------------------------------------------------------
-    def _forward(self, mb: MicroBatch, router_logits: bool) -> Any:
+    def _forward(self, mb: MicroBatch, router_logits: bool, model: Any = None) -> Any:
         kwargs: dict[str, Any] = {
             "input_ids": mb.input_ids,
             "attention_mask": mb.attention_mask,
@@ -262,7 +204,7 @@ class Learner:
             kwargs["pixel_values"] = mb.pixel_values.to(self.dtype)
         if self.is_moe and router_logits:
             kwargs["output_router_logits"] = True
-        return self.engine(**kwargs)
+        return (self.engine if model is None else model)(**kwargs)
 
     def _micro_plan(self, seqs: SequenceABC[Sequence]) -> list[list[int] | None]:
         groups: list[list[int] | None] = list(
@@ -290,10 +232,14 @@ class Learner:
     def train_step(self, batch: SequenceABC[Sequence], loss_fn: LossFn) -> dict[str, float]:
         """Train on this rank's share of a batch: one optimiser step per mini-batch.
 
-        Returns metrics averaged over the mini-batches (identical on every rank): ``loss`` and
-        the loss_fn's metrics (summed over micro-batches and ranks, so loss_fn metrics must be
-        normalised by the global counts like the loss), ``grad_norm``, ``lr``, ``aux_loss``
-        (MoE), ``entropy`` (if computed), counts and throughput.
+        ``loss_fn.needs`` (optional, see ``policy.loss_inputs``) names the inputs the loss
+        wants beyond the batch: old logprobs (the weights at the start of this call) and
+        reference logprobs are computed here, on this rank's shard, before the first update.
+
+        Returns metrics identical on every rank: the loss_fn's metrics and ``loss``,
+        ``aux_loss`` (MoE), ``entropy`` (if computed), each reduced once over the micro-batches
+        and ranks of a mini-batch by its own reduction (``policy.metrics``), then averaged over
+        the mini-batches (min/max: the extreme); ``grad_norm``, ``lr``, counts and throughput.
         """
         seqs = list(batch)
         if not seqs:
@@ -307,7 +253,9 @@ class Learner:
         minis = split_mini_batches(len(seqs), local)
         self._agree(len(minis), "mini-batches")
         start = time.perf_counter()
-        sums: dict[str, float] = {}
+        computed, reuse_old = self._loss_inputs(seqs, loss_fn, len(minis))
+        rows_out: list[dict[str, float]] = []
+        kinds: dict[str, str] = {}
         applied_norms: list[float] = []
         counts = {
             "optimizer_steps": 0.0,
@@ -318,15 +266,16 @@ class Learner:
             "micro_batches": 0.0,
         }
         for rows in minis:
-            stats = self._train_mini([seqs[i] for i in rows], loss_fn)
-            for key, value in stats["metrics"].items():
-                sums[key] = sums.get(key, 0.0) + value
+            part = {k: [v[i] for i in rows] for k, v in computed.items()}
+            stats = self._train_mini([seqs[i] for i in rows], loss_fn, part, reuse_old)
+            rows_out.append(stats["metrics"])
+            kinds.update(stats["kinds"])
             for key in counts:
                 counts[key] += stats[key]
             if stats["optimizer_steps"] and stats["grad_norm"] is not None:
                 applied_norms.append(stats["grad_norm"])
         elapsed = time.perf_counter() - start
-        metrics = {key: value / len(minis) for key, value in sums.items()}
+        metrics = over_mini_batches(rows_out, kinds)
         metrics.update(counts)
         if applied_norms:
             metrics["grad_norm"] = sum(applied_norms) / len(applied_norms)
@@ -338,19 +287,52 @@ class Learner:
         metrics["tokens_per_s"] = counts["tokens"] / max(elapsed, 1e-9)
         return metrics
 
-    def _train_mini(self, seqs: list[Sequence], loss_fn: LossFn) -> dict[str, Any]:
+    def _loss_inputs(
+        self, seqs: list[Sequence], loss_fn: LossFn, n_minis: int
+    ) -> tuple[dict[str, list[torch.Tensor]], bool]:
+        """Per-sequence old/reference logprobs the loss needs, and whether the old ones are
+        taken from the training forward instead (exactly equal there: the first and only
+        mini-batch runs on the weights of the call's start, and no dropout makes the training
+        forward differ from an eval pass)."""
+        needs = loss_needs(loss_fn)
+        missing = [k for k in ("rollout_logprobs",) if k in needs and k not in seqs[0].extras]
+        if missing:
+            raise ValueError(f"the loss needs {missing} in every Sequence.extras")
+        computed: dict[str, list[torch.Tensor]] = {}
+        if "ref_logprobs" in needs:
+            if self.reference is None:
+                raise ValueError(
+                    "the loss needs reference logprobs but this learner holds no reference "
+                    "model: set learner.reference: true"
+                )
+            computed["ref_logprobs"] = self.logprobs(seqs, model=self.reference)
+        reuse_old = False
+        if "old_logprobs" in needs:
+            reuse_old = self.config.old_logprobs == "auto" and n_minis == 1 and not self.dropout
+            if not reuse_old:
+                computed["old_logprobs"] = self.logprobs(seqs)
+        return computed, reuse_old
+
+    def _train_mini(
+        self,
+        seqs: list[Sequence],
+        loss_fn: LossFn,
+        computed: dict[str, list[torch.Tensor]],
+        reuse_old: bool,
+    ) -> dict[str, Any]:
         cfg = self.config
         plan = self._micro_plan(seqs)
+        # Sequences without a loss token (masked truncations) do not count for seq means.
         loss_tokens, n_seqs, tokens, padded = self._all_reduce(
             [
                 sum(s.num_loss_tokens for s in seqs),
-                len(seqs),
+                sum(1 for s in seqs if s.num_loss_tokens),
                 sum(len(s) for s in seqs),
                 sum(max(len(seqs[i]) for i in g) * len(g) for g in plan if g is not None),
             ]
         )
         self.engine.train()
-        local: dict[str, float] = {"loss": 0.0}
+        sums = MetricSums()
         for i, group in enumerate(plan):
             self.engine.set_gradient_accumulation_boundary(i == len(plan) - 1)
             mb = (self._dummy(seqs) if group is None else collate(seqs, group)).to(self.device)
@@ -363,12 +345,18 @@ class Learner:
             if group is None:
                 loss, metrics = logprobs.sum() * 0.0, {}
             else:
+                width = mb.input_ids.shape[1]
+                extras = dict(mb.extras)
+                for key, values in computed.items():
+                    extras[key] = pad_rows(values, group, width).to(self.device)
+                if reuse_old:
+                    extras["old_logprobs"] = logprobs.detach()
                 view = LossInputs(
                     logprobs=logprobs,
                     loss_mask=mb.loss_mask,
-                    extras=mb.extras,
+                    extras=extras,
                     global_token_count=max(1, int(loss_tokens)),
-                    global_sequence_count=int(n_seqs),
+                    global_sequence_count=max(1, int(n_seqs)),
                     attention_mask=mb.attention_mask,
                     entropy=entropy,
                 )
@@ -379,7 +367,7 @@ class Learner:
                 # token-weighted mean of the micro-batches' router losses over the mini-batch
                 weight = 0.0 if group is None else mb.num_tokens / max(1.0, tokens)
                 total = total + self.aux_coef * weight * aux
-                local["aux_loss"] = local.get("aux_loss", 0.0) + weight * float(aux.detach())
+                sums.add({"aux_loss": Metric.sum(weight * float(aux.detach()))})
             if bool(torch.isfinite(total.detach())):
                 backward_loss = total * self.world_size
             else:
@@ -388,17 +376,21 @@ class Learner:
                 backward_loss = logprobs.sum() * float("nan")
             self.engine.backward(backward_loss, scale_wrt_gas=False)
             if group is not None:
-                local["loss"] += float(loss.detach())
-                for key, value in metrics.items():
-                    local[key] = local.get(key, 0.0) + float(value)
+                sums.add({"loss": Metric.sum(float(loss.detach())), **metrics})
                 if entropy is not None:
-                    masked = (entropy.detach() * mb.loss_mask).sum() / max(1, int(loss_tokens))
-                    local["entropy"] = local.get("entropy", 0.0) + float(masked)
+                    n = float(mb.loss_mask.sum())
+                    mean = float((entropy.detach() * mb.loss_mask).sum()) / max(n, 1.0)
+                    sums.add({"entropy": Metric.token_mean(mean, n)})
         applied, norm = self._optimizer_step()
-        keys = self._agreed_keys(local)
-        reduced = self._all_reduce([local.get(k, 0.0) for k in keys])
+        kinds = self._agreed_kinds(sums.kinds())
+        sums.all_reduce(
+            kinds,
+            self._all_reduce,
+            lambda values: self._all_reduce(values, op=dist.ReduceOp.MAX),
+        )
         return {
-            "metrics": dict(zip(keys, reduced)),
+            "metrics": sums.result(),
+            "kinds": dict(kinds),
             "grad_norm": norm,
             "optimizer_steps": float(applied),
             "skipped_steps": float(not applied),
@@ -408,12 +400,16 @@ class Learner:
             "micro_batches": float(len(plan)),
         }
 
-    def _agreed_keys(self, local: dict[str, float]) -> list[str]:
+    def _agreed_kinds(self, kinds: list[tuple[str, str]]) -> list[tuple[str, str]]:
         if self.world_size == 1:
-            return sorted(local)
+            return kinds
         gathered: list[Any] = [None] * self.world_size
-        dist.all_gather_object(gathered, sorted(local))
-        return sorted(set().union(*gathered))
+        dist.all_gather_object(gathered, kinds)
+        union = sorted({tuple(pair) for rank in gathered for pair in rank})
+        names = [n for n, _ in union]
+        if len(names) != len(set(names)):
+            raise RuntimeError(f"ranks report a metric with different reductions: {union}")
+        return union  # type: ignore[return-value]
 
     def _optimizer_step(self) -> tuple[bool, float | None]:
         manual = self.config.zero_stage == 0 and self.dtype == torch.float32
@@ -439,9 +435,12 @@ class Learner:
 
     # -- inference -------------------------------------------------------------------------
     @torch.no_grad()
-    def logprobs(self, batch: SequenceABC[Sequence]) -> list[torch.Tensor]:
-        """Per-sequence float32 CPU log-probs of each token under the current weights,
-        ``len(input_ids)`` long, position 0 = 0.0 (see policy.batch). No gradients."""
+    def logprobs(
+        self, batch: SequenceABC[Sequence], *, model: nn.Module | None = None
+    ) -> list[torch.Tensor]:
+        """Per-sequence float32 CPU log-probs of each token under the current weights (or
+        ``model``'s, e.g. ``self.reference``), ``len(input_ids)`` long, position 0 = 0.0 (see
+        policy.batch). No gradients."""
         seqs = list(batch)
         out: list[torch.Tensor | None] = [None] * len(seqs)
         # Collective even with no sequences: every rank must agree on the micro-batch count
@@ -450,11 +449,12 @@ class Learner:
         self.engine.eval()
         try:
             for group in plan:
-                if group is None and not seqs:
+                # a separate (unsharded) model needs no zero-weight passes to line ranks up
+                if group is None and (not seqs or model is not None):
                     continue
                 mb = (self._dummy(seqs) if group is None else collate(seqs, group)).to(self.device)
                 lp = token_logprobs(
-                    self._forward(mb, router_logits=False).logits,
+                    self._forward(mb, router_logits=False, model=model).logits,
                     mb.input_ids,
                     self.config.logits_chunk_tokens,
                 ).cpu()

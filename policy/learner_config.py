@@ -52,6 +52,13 @@ class LearnerConfig:
     entropy: Literal["off", "detached", "grad"] = "off"
     # Target positions per chunk when turning logits into log-probs (bounds the fp32 copy).
     logits_chunk_tokens: int = 4096
+    # Hold a frozen copy of the starting weights (the stage's initial checkpoint, also after
+    # ``load``) to compute reference logprobs for a KL term; costs one more copy of the model.
+    reference: bool = False
+    # Old logprobs for a loss that needs them: "auto" takes the detached logprobs of the
+    # training forward when they are exactly the recompute's (one optimiser step per call, no
+    # dropout), else recomputes before the first update; "recompute" always recomputes.
+    old_logprobs: Literal["auto", "recompute"] = "auto"
 
     def __post_init__(self) -> None:
         def need(ok: bool, field: str, msg: str) -> None:
@@ -106,6 +113,11 @@ class LearnerConfig:
             self.entropy in ("off", "detached", "grad"), "entropy", "must be off, detached or grad"
         )
         need(self.logits_chunk_tokens > 0, "logits_chunk_tokens", "must be > 0")
+        need(
+            self.old_logprobs in ("auto", "recompute"),
+            "old_logprobs",
+            f"must be 'auto' or 'recompute', got {self.old_logprobs!r}",
+        )
 
     def torch_dtype(self, on_cuda: bool) -> torch.dtype:
         """The training dtype: ``dtype`` with "auto" resolved for the device."""

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from policy.batch import Sequence
-from rl.algos import AlgoConfig, group_advantages, overlong_penalty
+from rl.algos import AlgoConfig, mask_truncated, overlong_penalty
 
 
 @dataclass(frozen=True)
@@ -77,15 +77,17 @@ def train_sequences(
                 f"prompt {g.prompt.prompt_id}: {len(g.completions)} completions and "
                 f"{len(g.results)} scores, expected {group_size} of each"
             )
-    advantages = group_advantages(
-        shaped_rewards(groups, cfg, max_tokens), group_size, cfg.advantage, cfg.adv_eps
-    )
+    advantages = cfg.advantage.compute(shaped_rewards(groups, cfg, max_tokens), group_size)
+    comps = [c for g in groups for c in g.completions]
+    keep = torch.ones(len(comps), 1)
+    if cfg.mask_truncated:
+        keep = mask_truncated(keep, [c.finish_reason for c in comps])
     sequences = []
     i = 0
     for g in groups:
         for comp in g.completions:
             p, r = len(comp.prompt_token_ids), len(comp.token_ids)
-            trained = not (cfg.mask_truncated and comp.finish_reason == "length")
+            trained = bool(keep[i, 0])
             adv = float(advantages[i])
             sequences.append(
                 Sequence(

@@ -20,13 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# One error for a checkpoint that cannot be used (a model directory or a run checkpoint).
+from policy.checkpoint import CheckpointError
+
 COMPLETE = "COMPLETE"
 STATE = "state.json"
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used; the message names the directory."""
 
 
 def step_dir_name(step: int) -> str:

@@ -71,6 +71,9 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             if type(None) in args:
                 return None
             raise ConfigError(f"{where}: must not be null")
+        variants = _tagged_variants(args)
+        if variants:
+            return _convert_tagged(variants, value, where)
         errors = []
         for arg in args:
             if arg is type(None):
@@ -130,6 +133,56 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
+def _tagged_variants(args: tuple[Any, ...]) -> dict[str, type] | None:
+    """{tag: dataclass} when every non-None member of a union is a dataclass whose ``name``
+    field is a one-value Literal (a tagged union), else None."""
+    out: dict[str, type] = {}
+    for arg in args:
+        if arg is type(None):
+            continue
+        if not _is_dataclass_type(arg):
+            return None
+        hint = get_type_hints(arg).get("name")
+        if get_origin(hint) is not Literal or len(get_args(hint)) != 1:
+            return None
+        out[get_args(hint)[0]] = arg
+    return out or None
+
+
+def _convert_tagged(variants: dict[str, type], value: Any, where: str) -> Any:
+    """A tagged-union value: ``"tag"`` or ``{name: tag, option: value, ...}``; an option of
+    another variant (or of none) is rejected naming the key and the variant's options."""
+    if isinstance(value, tuple(variants.values())):
+        return value
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a name or a mapping with 'name', got {value!r}")
+    choices = ", ".join(repr(k) for k in variants)
+    if "name" not in value:
+        raise ConfigError(f"{where}.name: missing; choose one of {choices}")
+    tag = value["name"]
+    if tag not in variants:
+        raise ConfigError(f"{where}: {tag!r} is not allowed; choose one of {choices}")
+    cls = variants[tag]
+    options = [f.name for f in dataclasses.fields(cls) if f.init and f.name != "name"]
+    for key in value:
+        if key != "name" and key not in options:
+            owners = [
+                t for t, c in variants.items() if key in {f.name for f in dataclasses.fields(c)}
+            ]
+            elsewhere = f" (an option of {', '.join(map(repr, owners))})" if owners else ""
+            raise ConfigError(
+                f"{_join(where, str(key))}: not an option of {tag!r}{elsewhere}; "
+                f"{tag!r} takes: {', '.join(options) or 'no options'}"
+            )
+    try:
+        return from_dict(cls, value, where)
+    except ConfigError as err:
+        text = str(err)
+        raise ConfigError(text if text.startswith(where) else f"{where}.{text}") from err
+
+
 def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
     """Build dataclass ``cls`` from ``data``; unknown keys and bad values raise ConfigError."""
     data = dict(data or {})
@@ -186,6 +239,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         path, value = parse_override(text)
         node = data
         for part in path[:-1]:
+            if isinstance(node.get(part), str):  # a tagged variant by name: open its options
+                node[part] = {"name": node[part]}
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
                 raise ConfigError(f"override {text!r}: {part} is not a section")

@@ -45,6 +45,9 @@ def run_rl(cfg: ExperimentConfig, resume: str | None = None) -> Path:
     if resume == "auto" and start is None:
         log.info("--resume auto: no checkpoint under %s yet, starting fresh", cfg.run.path)
     run_dir = cfg.run.path
+    if cfg.algo.kl is not None and not cfg.learner.reference:
+        # KL needs the frozen starting weights on the learner ranks.
+        cfg = replace(cfg, learner=replace(cfg.learner, reference=True))
     random.seed(cfg.run.seed)
     ckpts = CheckpointManager(run_dir / "checkpoints", keep=cfg.rl.keep_checkpoints)
     data = plan.data  # every row and image was checked by the preflight
@@ -97,11 +100,7 @@ def _loop(cfg, cluster, ckpts, start, model_dir, runlog, data) -> None:
         if kept:
             seqs, _ = train_sequences(kept, algo, loop.group_size, loop.max_new_tokens)
             t = time.perf_counter()
-            old = cluster.logprobs(seqs)
-            seqs = [
-                replace(s, extras={**s.extras, "old_logprobs": o.tolist()})
-                for s, o in zip(seqs, old)
-            ]
+            # old (and reference) logprobs are computed by the learner within the call
             metrics.update({f"train/{k}": v for k, v in cluster.train_step(seqs, loss_fn).items()})
             metrics["time/train"] = time.perf_counter() - t
             t = time.perf_counter()

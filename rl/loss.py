@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from policy.metrics import Metric
 from rl.algos import AlgoConfig, policy_loss
 
 
@@ -14,18 +15,22 @@ from rl.algos import AlgoConfig, policy_loss
 class RLLoss:
     """``loss_fn(mb) -> (loss, metrics)`` for ``policy.learner.Learner.train_step``.
 
-    Reads the per-token extras the driver put on each sequence: ``advantages``,
-    ``old_logprobs`` (learner recompute before the update), ``rollout_logprobs`` (sampling
-    engine, for TIS) and ``ref_logprobs`` when a KL term is on.
+    ``needs`` tells the learner what to provide (``policy.loss_inputs``): old logprobs and,
+    with KL on, reference logprobs, both computed by the learner on its own shard inside the
+    train call; ``advantages`` and ``rollout_logprobs`` come in the sequences' extras.
     """
 
     cfg: AlgoConfig
 
-    def __call__(self, mb) -> tuple[torch.Tensor, dict[str, float]]:
+    @property
+    def needs(self) -> frozenset[str]:
+        return self.cfg.needs
+
+    def __call__(self, mb) -> tuple[torch.Tensor, dict[str, Metric]]:
         extras = mb.extras
         return policy_loss(
             mb.logprobs,
-            extras["old_logprobs"],
+            extras.get("old_logprobs"),
             extras["advantages"],
             mb.loss_mask,
             self.cfg,
@@ -33,5 +38,4 @@ class RLLoss:
             ref_logprobs=extras.get("ref_logprobs"),
             global_token_count=mb.global_token_count,
             global_seq_count=mb.global_sequence_count,
-            entropy=mb.entropy,
         )

@@ -276,7 +276,7 @@ class Pipeline:
             "rewards": to_dict(_rewards(stage, st.rewards)),
             "ray": to_dict(self.cfg.ray),
         }
-        return {**self._train(stage, "rl", model, sections), "algo": algo.loss}
+        return {**self._train(stage, "rl", model, sections), "algo": algo.loss.name}
 
     def _run_longcot(self, model: str) -> dict[str, Any]:
         return self._run_sft("longcot", model, [self.data["longcot"]])

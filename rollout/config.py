@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
+
+# The one list of engine dtypes (the CLIs' --dtype choices come from here).
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+DTYPES: tuple[str, ...] = get_args(Dtype)
 
 
 @dataclass(frozen=True)
@@ -21,7 +25,7 @@ class RolloutConfig:
     """
 
     model: str = ""  # the checkpoint dir; RL stages fill it in from model.path
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    dtype: Dtype = "auto"
     max_model_len: int | None = None
     max_num_seqs: int = 64
     # Tokens per engine step. None: vLLM's default on CUDA; on CPU, enough for every running

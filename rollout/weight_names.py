@@ -3,8 +3,8 @@
 Weights always travel in ``policy/`` names (checkpoint files and sync buckets alike); the
 vLLM layers fuse some of them on load (q/k/v -> ``qkv_proj``, gate/up -> ``gate_up_proj``,
 fc1/fc3 -> ``fc13``, experts -> ``w13_weight`` / ``w2_weight``). ``WEIGHT_NAME_RULES``
-states each of those correspondences once; ``tests/test_rollout_weights.py`` checks it against
-both models so that a renamed parameter on either side fails a test instead of being silently
+states each of those correspondences once; ``tests/test_rollout_units.py`` (policy model) and
+``tests/test_rollout_engine.py`` (vLLM model) check it against both models so that a renamed parameter on either side fails a test instead of being silently
 skipped. Names of vision blocks the vLLM side does not build (after ``select_layer``) map to
 ``None``: they are dropped on purpose.
 """

@@ -69,11 +69,6 @@ def learner_config_for(cfg: SFTConfig, base: LearnerConfig, total_steps: int) ->
     )
 
 
-def learner_packs_rows() -> bool:
-    """Whether policy.batch.Sequence carries ``position_ids`` (needed to train packed rows)."""
-    return "position_ids" in {f.name for f in dataclasses.fields(TrainSequence)}
-
-
 def to_train_sequences(samples: Sequence[SFTSample], pack_budget: int) -> list[TrainSequence]:
     """Learner sequences of ``samples``: packed rows (position ids restarting per sample)
     when ``pack_budget`` > 0, else one sequence per sample. Each carries the per-token extra
@@ -182,11 +177,6 @@ def train(
         )
     if eval_examples is None and cfg.eval_files:
         eval_examples = load_sft_examples(cfg.eval_files, cfg.read_options())
-    if cfg.pack_budget and not learner_packs_rows():
-        raise ValueError(
-            f"sft.pack_budget is {cfg.pack_budget} but this learner cannot train packed rows "
-            "(policy.batch.Sequence has no position_ids); set sft.pack_budget: 0"
-        )
     total = plan_total_steps(cfg, stream.epoch_size)
     _check_learner(cfg, learner, total)
     state = start or SFTState()

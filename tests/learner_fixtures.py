@@ -58,3 +58,18 @@ def image_sequence(tokenizer, config, seed: int, response_words: int = 6) -> Seq
 
 def weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in module.named_parameters()}
+
+
+def rl_sequence(tokenizer, seed: int, prompt_words: int, response_words: int) -> Sequence:
+    """A text sequence with what the RL loss reads: a per-sequence advantage (+-1 by seed)
+    broadcast over the response and engine logprobs that differ from any real policy's."""
+    seq = text_sequence(tokenizer, seed, prompt_words, response_words)
+    rng = np.random.default_rng(1000 + seed)
+    adv = 1.0 if seed % 2 == 0 else -1.0
+    advantages = [adv * m for m in seq.loss_mask]
+    rollout = [float(-2.0 + 0.5 * rng.standard_normal()) * m for m in seq.loss_mask]
+    return Sequence(
+        input_ids=seq.input_ids,
+        loss_mask=seq.loss_mask,
+        extras={"advantages": advantages, "rollout_logprobs": rollout},
+    )

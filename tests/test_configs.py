@@ -25,8 +25,8 @@ def test_report_settings_in_recipes():
         load_pipeline(CONFIGS / "sailvl2-8b.yaml"),
         load_pipeline(CONFIGS / "sailvl2-moe.yaml"),
     )
-    assert (dense.rlvr.algo.loss, moe.rlvr.algo.loss) == ("dapo", "gspo")
-    assert (dense.rlvr.algo.clip_low, dense.rlvr.algo.clip_high) == (0.20, 0.28)
+    assert (dense.rlvr.algo.loss.name, moe.rlvr.algo.loss.name) == ("dapo", "gspo")
+    assert (dense.rlvr.algo.loss.clip_low, dense.rlvr.algo.loss.clip_high) == (0.20, 0.28)
     rollouts = dense.rlvr.rl.prompts_per_step * dense.rlvr.rl.group_size
     assert rollouts == 2048 and dense.rlvr.learner.mini_batch_size == 512
     assert dense.longcot.sft.lr == 1e-6 and dense.longcot.sft.batch_size == 1024

@@ -10,12 +10,12 @@ import pytest
 import torch
 from learner_fixtures import image_sequence, text_sequence, weights
 
-from policy.batch import nll_loss
 from policy.checkpoint import init_checkpoint, load_checkpoint, load_tensors
 from policy.learner import Learner
 from policy.learner_config import LearnerConfig
 from policy.learner_state import LearnerStateError
 from policy.token_logprobs import token_logprobs
+from sft.loss import nll_loss
 
 
 @pytest.fixture(scope="module")

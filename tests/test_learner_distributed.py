@@ -23,9 +23,9 @@ def _rank_main(rank: int, world: int, port: int, ckpt: str, out: str) -> None:
     torch.set_num_threads(1)
     from learner_fixtures import text_sequence
 
-    from policy.batch import nll_loss
     from policy.learner import Learner
     from policy.learner_config import LearnerConfig
+    from sft.loss import nll_loss
 
     config = LearnerConfig(
         zero_stage=2, dtype="float32", lr=1e-2, micro_batch_tokens=48, mini_batch_size=4
@@ -59,3 +59,38 @@ def test_two_rank_zero2_keeps_weights_identical(tmp_path):
     for key in ("loss", "grad_norm", "tokens", "loss_tokens", "micro_batches", "optimizer_steps"):
         assert m0[key] == m1[key], key  # all-reduced: every rank reports the global value
     assert m0["optimizer_steps"] == 2  # 8 sequences, global mini-batch 4
+
+
+def _rl_rank_main(rank: int, world: int, port: int, ckpt: str, out: str) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK="0",
+        OMP_NUM_THREADS="1",
+    )
+    torch.set_num_threads(1)
+    from test_learner_rl import rl_batch, train_once
+
+    # the rank's round-robin share of the same mini-batch, as rl.actors deals it
+    metrics, grads, _ = train_once(ckpt, lambda learner: rl_batch(learner)[rank::world])
+    torch.save({"metrics": metrics, "grads": grads}, os.path.join(out, f"rl{rank}.pt"))
+
+
+def test_rl_metrics_and_gradients_are_the_same_on_one_and_two_ranks(tmp_path):
+    """Every metric within 1e-6 (relative) and equal gradients, one rank vs two."""
+    from test_learner_rl import BOOKKEEPING, assert_same_metrics, rl_batch, train_once
+
+    from policy.checkpoint import init_checkpoint
+    from rl.topology import free_port
+
+    ckpt = init_checkpoint("tiny", tmp_path / "ckpt", seed=1)
+    mp.spawn(_rl_rank_main, args=(2, free_port(), str(ckpt), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rl{r}.pt", weights_only=True) for r in range(2)]
+    one, grads, _ = train_once(str(ckpt), rl_batch)
+    for rank in ranks:
+        assert_same_metrics(rank["metrics"], one)
+        for name, g in grads.items():
+            torch.testing.assert_close(rank["grads"][name], g, rtol=1e-5, atol=1e-7, msg=name)
+    assert {"kl/ref", "entropy", "ratio/min", "mismatch/abs_diff_max"} <= set(one) - BOOKKEEPING

@@ -15,7 +15,6 @@ from sft.data import Cursor, SFTStream, load_sft_examples
 from sft.train import (
     SFTState,
     learner_config_for,
-    learner_packs_rows,
     plan_total_steps,
     to_train_sequences,
     train,
@@ -138,14 +137,9 @@ def test_resume_continues_the_same_run(data, tmp_path):
         assert log.rows[step]["loss"] == pytest.approx(full.rows[step]["loss"], rel=1e-4, abs=1e-5)
 
 
-def test_packed_rows_train_like_unpacked_or_are_refused(data):
+def test_packed_rows_train_like_unpacked(data):
     cfg = _cfg(data, max_steps=1, pack_budget=1024)
     stream = SFTStream(load_sft_examples(cfg.train_files), cfg.mode, cfg.seed, cfg.cot_fraction)
-    if not learner_packs_rows():
-        learner, processor = _learner(cfg, stream)
-        with pytest.raises(ValueError, match="pack_budget"):
-            train(cfg, learner, processor, MemoryLog(), stream=stream)
-        return
     from sft.encoding import encode_batch
     from sft.loss import nll_loss
 

@@ -9,10 +9,15 @@ ranks then matches a loss over the global batch when ranks hold equal counts).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
-__all__ = ["aggregate", "masked_mean", "token_and_seq_counts"]
+from policy.metrics import Metric
 
+__all__ = ["MODES", "AggMode", "aggregate", "masked_mean", "token_and_seq_counts", "token_metric"]
+
+AggMode = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"]
 MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
 
 
@@ -28,6 +33,16 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mask = mask.bool()
     picked = torch.where(mask, values, torch.zeros_like(values))
     return picked.sum() / mask.sum().clamp(min=1)
+
+
+def token_metric(values: torch.Tensor, mask: torch.Tensor) -> Metric:
+    """A token-mean ``Metric`` of ``values`` over ``mask`` (weight: the token count).
+
+    >>> token_metric(torch.tensor([[1.0, 3.0, 9.0]]), torch.tensor([[1, 1, 0]]))
+    Metric(value=2.0, reduce='token_mean', weight=2.0)
+    """
+    mask = mask.bool()
+    return Metric.token_mean(float(masked_mean(values.detach().float(), mask)), int(mask.sum()))
 
 
 def token_and_seq_counts(mask: torch.Tensor) -> tuple[int, int]:
@@ -76,7 +91,7 @@ def aggregate(
         count = int(mask.sum()) if global_token_count is None else global_token_count
         return picked.sum() / max(count, 1)
     if mode not in MODES:
-        raise ValueError(f"loss_agg_mode: {mode!r} is unknown; choose one of {', '.join(MODES)}")
+        raise ValueError(f"agg_mode: {mode!r} is unknown; choose one of {', '.join(MODES)}")
     per_seq = picked.sum(dim=-1)
     if mode == "seq-mean-token-mean":
         per_seq = per_seq / mask.sum(dim=-1).clamp(min=1)

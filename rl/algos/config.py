@@ -1,37 +1,42 @@
-"""``AlgoConfig``: the RL algorithm's knobs (advantage, policy loss, KL, TIS, sampling filters).
+"""``AlgoConfig``: the RL algorithm as one unit: an advantage estimator and a policy loss
+(each a registered, tagged variant with its own options), KL to the reference policy, TIS and
+the sampling-side rules.
 
-Loaded as the ``algo`` section of an RL experiment YAML through ``rl.config.from_dict``; every
-check names the field it rejects.
+Loaded as the ``algo`` section of an RL experiment YAML through ``rl.config.from_dict``. The
+loss and the advantage are tagged unions: ``loss: gspo`` or
+``loss: {name: gspo, clip_high: 5e-4}``; an option of another variant is rejected with an
+error naming the key.
 
     >>> cfg = AlgoConfig(loss="gspo")
-    >>> cfg.agg_mode, cfg.clip_range
+    >>> cfg.loss.agg_mode, (cfg.loss.clip_low, cfg.loss.clip_high)
     ('seq-mean-token-mean', (0.0003, 0.0004))
-    >>> AlgoConfig(clip_low=1.5)
-    Traceback (most recent call last):
-    ...
-    rl.config.ConfigError: clip_low: must be in (0, 1), got 1.5
+    >>> sorted(AlgoConfig(kl="k3").needs)
+    ['old_logprobs', 'ref_logprobs', 'rollout_logprobs']
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, get_args
+from dataclasses import dataclass, field
+from typing import Literal
 
-from rl.config import check
+from rl.algos.registry import ADVANTAGES, LOSSES, AdvantageConfig, LossConfig
+from rl.config import ConfigError, check
 
-__all__ = ["AdvantageName", "AggMode", "AlgoConfig", "KLName", "LossName"]
+__all__ = ["AlgoConfig", "KLMode", "KLName", "make_unit"]
 
-AdvantageName = Literal["grpo", "drgrpo"]
-LossName = Literal["dapo", "gspo", "ppo"]
-AggMode = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"]
 KLName = Literal["k1", "k2", "k3"]
+KLMode = Literal["loss", "reward"]
+DEFAULT_KL_COEF = 0.001
 
-# The aggregation each loss was published with; used when ``loss_agg_mode`` is left unset.
-_DEFAULT_AGG: dict[str, str] = {
-    "dapo": "token-mean",
-    "ppo": "token-mean",
-    "gspo": "seq-mean-token-mean",
-}
+
+def make_unit(registry: dict[str, type], value: object, where: str) -> object:
+    """A unit from its name (a string) or the unit itself."""
+    if not isinstance(value, str):
+        return value
+    if value not in registry:
+        choices = ", ".join(repr(k) for k in registry)
+        raise ConfigError(f"{where}: {value!r} is not allowed; choose one of {choices}")
+    return registry[value]()
 
 
 @dataclass(frozen=True)
@@ -39,18 +44,14 @@ class AlgoConfig:
     """Algorithm settings; defaults follow DAPO for dense models (the SAIL-VL2 report's choice).
 
     Fields:
-        advantage: ``grpo`` (group mean and std normalisation) or ``drgrpo`` (mean only).
-        adv_eps: added to the group std before dividing (GRPO only).
-        loss: ``dapo`` (PPO-clip with clip-higher ``clip_low``/``clip_high``), ``ppo``
-            (symmetric PPO-clip, ``clip_low`` on both sides) or ``gspo`` (sequence-level
-            ratio clipped with ``gspo_clip_low``/``gspo_clip_high``; the report's MoE choice).
-        loss_agg_mode: how per-token losses become one number; unset means the loss's own
-            (``token-mean`` for dapo/ppo, ``seq-mean-token-mean`` for gspo); see ``agg_mode``.
-        clip_low, clip_high: PPO clip range of the token ratio: [1 - low, 1 + high].
-        gspo_clip_low, gspo_clip_high: clip range of GSPO's sequence ratio.
+        advantage: the estimator (``grpo`` with option ``eps``, ``drgrpo``); docs/algorithms.md.
+        loss: the policy loss (``dapo``, ``ppo``, ``gspo``, ``cispo``, ``sapo``) with its
+            options, ``agg_mode`` among them.
         kl: estimator of KL to the frozen reference policy (``k1``/``k2``/``k3``) or null for
-            no KL term (then no reference model is needed).
-        kl_coef: weight of the KL term in the loss.
+            no KL (then no reference model is held).
+        kl_coef: weight of the KL (only with ``kl`` set; default 0.001).
+        kl_mode: ``loss`` (a term added to the loss, aggregated like it) or ``reward`` (a
+            per-token penalty in the reward; only with ``kl`` set; default ``loss``).
         tis_cap: truncated importance-sampling cap on exp(old_logp - rollout_logp); null turns
             the correction off.
         overlong_buffer: DAPO soft overlong punishment buffer in tokens; 0 turns it off.
@@ -60,16 +61,11 @@ class AlgoConfig:
         max_extra_rounds: bound on the extra generation rounds dynamic sampling may take.
     """
 
-    advantage: AdvantageName = "grpo"
-    adv_eps: float = 1e-6
-    loss: LossName = "dapo"
-    loss_agg_mode: AggMode | None = None
-    clip_low: float = 0.20
-    clip_high: float = 0.28
-    gspo_clip_low: float = 3e-4
-    gspo_clip_high: float = 4e-4
+    advantage: AdvantageConfig = field(default_factory=ADVANTAGES["grpo"])
+    loss: LossConfig = field(default_factory=LOSSES["dapo"])
     kl: KLName | None = None
-    kl_coef: float = 0.001
+    kl_coef: float | None = None
+    kl_mode: KLMode | None = None
     tis_cap: float | None = 2.0
     overlong_buffer: int = 0
     overlong_penalty: float = 1.0
@@ -78,19 +74,24 @@ class AlgoConfig:
     max_extra_rounds: int = 3
 
     def __post_init__(self) -> None:
-        check(self.advantage in ("grpo", "drgrpo"), "advantage", "choose 'grpo' or 'drgrpo'")
-        check(self.loss in _DEFAULT_AGG, "loss", "choose 'dapo', 'gspo' or 'ppo'")
+        # Code may name a variant with its default options: AlgoConfig(loss="gspo").
+        object.__setattr__(self, "loss", make_unit(LOSSES, self.loss, "loss"))
+        object.__setattr__(self, "advantage", make_unit(ADVANTAGES, self.advantage, "advantage"))
+        check(type(self.loss) in LOSSES.values(), "loss", f"not a registered loss: {self.loss!r}")
         check(
-            self.loss_agg_mode in (None, *get_args(AggMode)),
-            "loss_agg_mode",
-            "choose 'token-mean', 'seq-mean-token-mean' or 'seq-mean-token-sum'",
+            type(self.advantage) in ADVANTAGES.values(),
+            "advantage",
+            f"not a registered advantage: {self.advantage!r}",
         )
-        check(self.adv_eps > 0, "adv_eps", f"must be > 0, got {self.adv_eps}")
-        for name in ("clip_low", "clip_high", "gspo_clip_low", "gspo_clip_high"):
-            value = getattr(self, name)
-            check(0 < value < 1, name, f"must be in (0, 1), got {value}")
         check(self.kl in (None, "k1", "k2", "k3"), "kl", "choose 'k1', 'k2', 'k3' or null")
-        check(self.kl_coef >= 0, "kl_coef", f"must be >= 0, got {self.kl_coef}")
+        for key in ("kl_coef", "kl_mode"):
+            check(
+                self.kl is not None or getattr(self, key) is None,
+                key,
+                "is an option of the KL term, which is off (kl: null); set kl: k1, k2 or k3",
+            )
+        check(self.kl_weight >= 0, "kl_coef", f"must be >= 0, got {self.kl_coef}")
+        check(self.kl_mode in (None, "loss", "reward"), "kl_mode", "choose 'loss' or 'reward'")
         # A cap below 1 would shrink the loss of tokens where both engines agree exactly.
         check(
             self.tis_cap is None or self.tis_cap >= 1,
@@ -114,15 +115,22 @@ class AlgoConfig:
         )
 
     @property
-    def agg_mode(self) -> str:
-        """The aggregation in force: ``loss_agg_mode`` or, when unset, the loss's own."""
-        return self.loss_agg_mode or _DEFAULT_AGG[self.loss]
+    def kl_weight(self) -> float:
+        """The KL coefficient in force (0 without KL)."""
+        if self.kl is None:
+            return 0.0
+        return DEFAULT_KL_COEF if self.kl_coef is None else self.kl_coef
 
     @property
-    def clip_range(self) -> tuple[float, float]:
-        """(low, high) of the ratio clip for the chosen loss: ratio kept in [1-low, 1+high]."""
-        if self.loss == "gspo":
-            return (self.gspo_clip_low, self.gspo_clip_high)
-        if self.loss == "ppo":
-            return (self.clip_low, self.clip_low)
-        return (self.clip_low, self.clip_high)
+    def kl_in_reward(self) -> bool:
+        return self.kl is not None and self.kl_mode == "reward"
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """Inputs the learner must provide (``policy.loss_inputs``): the loss's and the
+        advantage's own, reference logprobs for KL, the engine's logprobs (always carried:
+        TIS and the mismatch metrics use them)."""
+        out = set(self.loss.needs) | set(self.advantage.needs) | {"rollout_logprobs"}
+        if self.kl is not None:
+            out |= {"ref_logprobs", "old_logprobs"} if self.kl_in_reward else {"ref_logprobs"}
+        return frozenset(out)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from rl.algos.aggregation import masked_mean
+from policy.metrics import Metric
+from rl.algos.aggregation import token_metric
 
 __all__ = ["rollout_mismatch", "tis_weights"]
 
@@ -35,13 +36,13 @@ def rollout_mismatch(
     rollout_logprobs: torch.Tensor,
     mask: torch.Tensor,
     cap: float | None = None,
-) -> dict[str, float]:
+) -> dict[str, Metric]:
     """Mismatch metrics over masked tokens: mean and max |old - rollout|, mean ratio
     exp(old - rollout) before capping, and (with a cap) the fraction of tokens capped.
 
         >>> m = rollout_mismatch(torch.tensor([[-1.0, -1.0]]), torch.tensor([[-1.5, -1.0]]),
         ...                      torch.tensor([[1, 1]]))
-        >>> round(m["mismatch/abs_diff_mean"], 4), m["mismatch/abs_diff_max"]
+        >>> round(m["mismatch/abs_diff_mean"].value, 4), m["mismatch/abs_diff_max"].value
         (0.25, 0.5)
     """
     mask = mask.bool()
@@ -49,11 +50,12 @@ def rollout_mismatch(
     abs_diff = diff.abs()
     ratio = torch.exp(diff.clamp(max=_MAX_LOG_RATIO))
     picked = abs_diff[mask]
+    n = int(mask.sum())
     out = {
-        "mismatch/abs_diff_mean": float(masked_mean(abs_diff, mask)),
-        "mismatch/abs_diff_max": float(picked.max()) if picked.numel() else 0.0,
-        "mismatch/ratio_mean": float(masked_mean(ratio, mask)) if mask.any() else 1.0,
+        "mismatch/abs_diff_mean": token_metric(abs_diff, mask),
+        "mismatch/abs_diff_max": Metric.max(float(picked.max()) if n else 0.0, n),
+        "mismatch/ratio_mean": token_metric(ratio, mask),
     }
     if cap is not None:
-        out["tis/capped_frac"] = float(masked_mean((ratio > cap).float(), mask))
+        out["tis/capped_frac"] = token_metric((ratio > cap).float(), mask)
     return out

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from rollout.config import DTYPES
+
 
 def register(sub) -> None:
     ev = sub.add_parser("eval", help="held-out accuracy and format rate of a checkpoint")
@@ -86,7 +88,7 @@ def _common(parser: argparse.ArgumentParser, temperature: float) -> None:
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--temperature", type=float, default=temperature)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
+    parser.add_argument("--dtype", default="auto", choices=DTYPES)
     parser.add_argument("--max-model-len", type=int, default=None)
     parser.add_argument("--kv-cache-gib", type=float, default=1.0, help="CPU KV cache size")
     read_option_args(parser)

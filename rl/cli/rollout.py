@@ -7,6 +7,8 @@ import argparse
 import json
 import sys
 
+from rollout.config import DTYPES
+
 
 def register(sub) -> None:
     parser = sub.add_parser("rollout", help="sample with vLLM; check vLLM/policy parity")
@@ -40,9 +42,7 @@ def register(sub) -> None:
 
 
 def _engine_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"]
-    )
+    parser.add_argument("--dtype", default="auto", choices=DTYPES)
     parser.add_argument("--max-model-len", type=int, default=None)
     parser.add_argument("--kv-cache-gib", type=float, default=1.0, help="CPU KV cache size")
 
