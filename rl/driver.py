@@ -118,6 +118,7 @@ def _loop(cfg, cluster, ckpts, start, model_dir, runlog) -> None:
                     temperature=loop.eval_temperature,
                     max_tokens=loop.max_new_tokens,
                     seed=cfg.run.seed,
+                    correctness=cfg.rewards.eval_reward,
                 )
             )
             metrics["time/eval"] = time.perf_counter() - t

@@ -109,6 +109,20 @@ def _write(rows: list[dict[str, Any]], out: str | Path) -> None:
     tmp.replace(out)
 
 
+def correctness_rewards(reward: str) -> RewardsConfig:
+    """Rewards config whose eval reward is ``reward``: a reward name, or a dotted path
+    (registered under its function's name).
+
+    >>> correctness_rewards("tests.reward_plugins:partial_credit").custom
+    {'partial_credit': 'tests.reward_plugins:partial_credit'}
+    """
+    if ":" not in reward and "." not in reward:
+        return RewardsConfig(eval_reward=reward)
+    name = reward.replace(":", ".").rpartition(".")[2]
+    name = f"custom_{name}" if name in ("answer", "format", "think_quality") else name
+    return RewardsConfig(custom={name: reward}, eval_reward=name)
+
+
 def run_eval(model_dir, data, cfg: OfflineConfig, modes=("think", "direct"), k=1,
              max_prompts: int | None = None) -> dict[str, float]:  # fmt: skip
     examples = read_examples(data)[:max_prompts]
@@ -116,6 +130,7 @@ def run_eval(model_dir, data, cfg: OfflineConfig, modes=("think", "direct"), k=1
         return evaluate(
             examples, modes, s.builder, s.engine.generate, s.score, samples=k,
             temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=cfg.seed,
+            correctness=cfg.rewards.eval_reward,
         )  # fmt: skip
 
 

@@ -81,3 +81,14 @@ def hanging_batch(prompts, completions, **kwargs):
 
 def short_list(prompts, completions, **kwargs):
     return [1.0]
+
+
+def partial_credit(completion, answer, metadata):
+    """Partial credit: the share of the reference's comma-separated items present in the
+    boxed answer (a task with several parts)."""
+    from rewards.extract import answer_region, last_boxed
+
+    boxed = last_boxed(answer_region(completion)) or ""
+    want = [a.strip() for a in answer.split(",")]
+    got = {g.strip() for g in boxed.split(",")}
+    return sum(w in got for w in want) / len(want)
