@@ -12,6 +12,7 @@ from typing import Any
 import ray
 
 from rl.evaluation import eval_rewards
+from rl.plugins import reward_runtime_env
 from rl.topology import free_port, place, remote_actor, start_ray
 from rl.workers import LearnerWorker, RewardWorker, RolloutWorker
 from rollout.types import GenerateResult
@@ -59,9 +60,12 @@ class Cluster:
             )
             for bundle in self.placement.rollout_bundles
         ]
-        reward_actor = ray.remote(num_cpus=cfg.ray.reward_cpus)(RewardWorker)
+        # On a cluster, reward plug-ins travel to the actors as py_modules (rl.plugins).
+        reward_env = reward_runtime_env(cfg.rewards.custom, cluster=bool(cfg.ray.address))
+        options = {"runtime_env": reward_env} if reward_env else {}
+        reward_actor = ray.remote(num_cpus=cfg.ray.reward_cpus, **options)(RewardWorker)
         self.rewards = reward_actor.remote(cfg.rewards)
-        # Held-out evaluation always scores answer + format (comparable across stages).
+        # Held-out evaluation scores rewards.eval_reward + format (comparable across stages).
         self.eval_rewards = reward_actor.remote(eval_rewards(cfg.rewards))
         # Fail here, not mid-step, if an actor cannot start (bad checkpoint, no memory).
         transports = set(ray.get([e.weight_transport.remote() for e in self.engines]))

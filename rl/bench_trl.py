@@ -244,6 +244,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "wall_s": {k: round(v["wall_s"], 1) for k, v in sides.items()},
             "peak_rss_mb": {k: round(v["peak_rss_mb"]) for k, v in sides.items()},
             "peak_processes_mb": {k: v["peak_processes_mb"] for k, v in sides.items()},
+            "step_s": {k: [round(x, 3) for x in v["step_s"]] for k, v in sides.items()},
             "reward_curve": {
                 k: [None if x is None else round(x, 4) for x in v["reward"]]
                 for k, v in sides.items()
@@ -267,4 +268,5 @@ def print_model(model: str, r: dict[str, Any]) -> None:
     for side in ("sailrl", "trl"):
         phases = ", ".join(f"{k} {v:g}" for k, v in r["phases_median_s"][side].items())
         print(f"{side} phases (median s): {phases}")
+        print(f"{side} seconds per step: {r['step_s'][side]}")
         print(f"{side} reward per step: {r['reward_curve'][side]}")
