@@ -29,7 +29,8 @@ class Cluster:
     """Learner ranks (one DeepSpeed data-parallel group), rollout engines, reward pool."""
 
     def __init__(self, cfg: Any, model_dir: str) -> None:
-        start_ray(cfg.ray)
+        # On a cluster, reward plug-ins travel to the workers as py_modules (rl.plugins).
+        start_ray(cfg.ray, reward_runtime_env(cfg.rewards.custom, cluster=bool(cfg.ray.address)))
         loop = cfg.rl
         self.placement = place(cfg.ray, loop.num_learners, loop.num_rollout_engines)
         port = free_port()
@@ -60,10 +61,7 @@ class Cluster:
             )
             for bundle in self.placement.rollout_bundles
         ]
-        # On a cluster, reward plug-ins travel to the actors as py_modules (rl.plugins).
-        reward_env = reward_runtime_env(cfg.rewards.custom, cluster=bool(cfg.ray.address))
-        options = {"runtime_env": reward_env} if reward_env else {}
-        reward_actor = ray.remote(num_cpus=cfg.ray.reward_cpus, **options)(RewardWorker)
+        reward_actor = ray.remote(num_cpus=cfg.ray.reward_cpus)(RewardWorker)
         self.rewards = reward_actor.remote(cfg.rewards)
         # Held-out evaluation scores rewards.eval_reward + format (comparable across stages).
         self.eval_rewards = reward_actor.remote(eval_rewards(cfg.rewards))

@@ -42,13 +42,16 @@ def test_plugin_reaches_a_ray_reward_actor_through_py_modules(tmp_path, monkeypa
         custom=custom,
         runtime=RuntimeConfig(workers=1),
     )
-    start_ray(RayConfig(num_cpus=2))
     env = reward_runtime_env(custom, cluster=True)
-    assert [m.__name__ for m in env["py_modules"]] == ["shipped_reward"]
-    actor = ray.remote(num_cpus=0.5, runtime_env=env)(RewardWorker).remote(cfg)
+    assert env["py_modules"] == [str(tmp_path / "shipped_reward.py")]
+    ray.shutdown()
+    start_ray(RayConfig(), env)
+    actor = ray.remote(num_cpus=0.5)(RewardWorker).remote(cfg)
     results, stats = ray.get(actor.score.remote([RewardInput("x", "1")]))
     assert results[0].reward == 0.75 and stats["outcomes"]["ok"] == 1
     ray.get(actor.close.remote())
+    ray.kill(actor)
+    ray.shutdown()  # the next test starts its own Ray with the recipe's resources
     sys.modules.pop("shipped_reward", None)
 
 
