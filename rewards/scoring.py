@@ -17,6 +17,7 @@ from rewards.registry import RewardFn, load_rewards, reward_paths
 from rewards.trl_style import call_batch, is_trl_reward
 
 ANSWER_FOUND = "answer_found"  # a reward returning this extra as 0.0 marks "no_answer"
+NOT_APPLICABLE = "not_applicable"  # component marking a TRL-style None
 
 
 def precheck(item: RewardInput, config: RewardsConfig) -> RewardResult | None:
@@ -126,7 +127,8 @@ class Scorer:
         components: dict[str, float] = {}
         for name in reward_set.reward_names():
             if name in given:
-                if given[name] is None:
+                if given[name] is None:  # not applicable: no value, only the marker
+                    components[f"{name}/{NOT_APPLICABLE}"] = 1.0
                     continue
                 value, parts = given[name], {name: given[name]}
             else:

@@ -50,13 +50,16 @@ def summarize(
     >>> res = [NS(components={"answer": 1.0, "format": 1.0}), NS(components={"answer": 0.0, "format": 1.0})]
     >>> summarize("think", comps, res)["eval/think/accuracy"]
     0.5
-    >>> res = [NS(components={"partial": 0.5, "format": 1.0}), NS(components={"format": 0.0})]
+    >>> res = [NS(components={"partial": 0.5}), NS(components={"partial/not_applicable": 1.0})]
     >>> summarize("think", comps, res, "partial")["eval/think/accuracy"]
     0.5
     """
     n = max(1, len(results))
     key = f"eval/{mode}"
-    scored = [r.components[correctness] for r in results if correctness in r.components]
+    # Samples the reward is not applicable to (a TRL-style None) are left out; errors,
+    # timeouts and too-long completions count as 0.
+    skip = f"{correctness}/not_applicable"
+    scored = [r.components.get(correctness, 0.0) for r in results if skip not in r.components]
     return {
         f"{key}/accuracy": sum(scored) / max(1, len(scored)),
         f"{key}/format_rate": sum(r.components.get("format", 0.0) for r in results) / n,

@@ -34,7 +34,7 @@ def test_trl_docs_reward_with_dataset_columns_and_none(isolation):
         results = rt.score(items)
     assert [r.reward for r in results] == [1.0, 0.0, 0.5]
     assert results[0].components == {"fmt": 1.0, "acc": 1.0}
-    assert "acc" not in results[2].components and results[2].components["fmt"] == 1.0
+    assert results[2].components == {"fmt": 1.0, "acc/not_applicable": 1.0}
     assert [r.outcome for r in results] == ["ok", "ok", "ok"]
 
 
