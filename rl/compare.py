@@ -23,6 +23,7 @@ DEFAULT_METRICS = (
     "eval/think/accuracy",
     "eval/direct/accuracy",
     "train/loss",
+    "loss",  # SFT stages
     "response/length_mean",
     "time/step",
 )
@@ -101,15 +102,20 @@ def plot(all_rows: dict[str, list[dict[str, Any]]], metrics: Sequence[str], out:
     nrows = math.ceil(len(metrics) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(5 * cols, 3.6 * nrows), squeeze=False)
     for ax, metric in zip(axes.flat, metrics):
-        for label, rows in all_rows.items():
+        for k, (label, rows) in enumerate(all_rows.items()):
             points = series(rows, metric)
-            if points:
-                ax.plot(*zip(*points), marker="o" if len(points) < 30 else None, ms=3, label=label)
+            if points:  # one colour per run on every panel
+                marker = "o" if len(points) < 30 else None
+                ax.plot(*zip(*points), color=f"C{k % 10}", marker=marker, ms=3, label=label)
         ax.set(title=metric, xlabel="step")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(metrics) :]:
         ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    legend: dict[str, Any] = {}  # one entry per run, whichever panels it appears in
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    handles, labels = list(legend.values()), list(legend)
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
