@@ -145,8 +145,17 @@ class RewardsConfig:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     banned_tokens: list[str] = field(default_factory=lambda: list(DEFAULT_BANNED_TOKENS))
+    # The reward whose value is held-out accuracy (RL's in-loop eval, ``sailrl eval``): a
+    # built-in, a ``custom`` name, a registered name or an entry point. A partial-credit
+    # scorer gives fractional accuracy; "not applicable" samples are left out of the mean.
+    eval_reward: str = "answer"
 
     def __post_init__(self) -> None:
+        if self.eval_reward == "format" or not self.eval_reward:
+            raise ValueError(
+                f"eval_reward: {self.eval_reward!r} cannot score correctness (the format rate "
+                "is reported anyway); name the answer-checking reward, e.g. answer"
+            )
         if not self.sets:
             raise ValueError("sets: define at least one reward set")
         for name, reward_set in self.sets.items():

@@ -53,6 +53,13 @@ def _worker_main(
         chunk = conn.recv()
         if chunk is None:
             return
+        if scorer.batched:
+            # TRL-style rewards score the whole chunk in one call: tell the parent, so its
+            # deadline covers the chunk (and a hang times out every sample of it).
+            conn.send(("batch", len(chunk)))
+            for (index, _), result in zip(chunk, scorer.score_many([i for _, i in chunk])):
+                conn.send((index, result))
+            continue
         for index, item in chunk:
             conn.send((index, scorer.score(item)))
 
@@ -65,6 +72,7 @@ class _Worker:
     ready: bool = False
     pending: collections.deque = field(default_factory=collections.deque)
     deadline: float = 0.0
+    batch: int = 0  # samples of a batched call still to come back
 
 
 class WorkerPool:
@@ -143,6 +151,10 @@ class WorkerPool:
         if message[0] == "init_error":
             self.close()
             raise RewardRuntimeError(f"reward worker could not load the rewards: {message[1]}")
+        if message[0] == "batch":
+            worker.batch = message[1]
+            worker.deadline = time.monotonic() + self.config.runtime.timeout_s * message[1]
+            return
         if message[0] == "ready":
             worker.ready = True
             if worker.pending:
@@ -150,6 +162,7 @@ class WorkerPool:
                 worker.deadline = time.monotonic() + self.config.runtime.timeout_s
             return
         index, result = message
+        worker.batch = max(0, worker.batch - 1)
         done_index, _ = worker.pending.popleft()
         assert done_index == index, f"worker answered sample {index}, expected {done_index}"
         results[index] = result
@@ -164,11 +177,17 @@ class WorkerPool:
                 f"a reward worker did not start within runtime.startup_timeout_s="
                 f"{self.config.runtime.startup_timeout_s:g} s; raise it or check the machine's load"
             )
-        index, _ = worker.pending.popleft()
         limit = self.config.runtime.timeout_s
-        results[index] = RewardResult(
-            0.0, {}, "timeout", f"scoring took longer than runtime.timeout_s={limit:g} s"
-        )
+        # A hung batched call times out every sample of its batch; else the one sample.
+        for _ in range(max(1, min(worker.batch, len(worker.pending)))):
+            index, _ = worker.pending.popleft()
+            results[index] = RewardResult(
+                0.0,
+                {},
+                "timeout",
+                f"scoring took longer than runtime.timeout_s={limit:g} s"
+                + (" per sample of its batch" if worker.batch else ""),
+            )
         return self._after_loss(worker, chunks)
 
     def _died(self, worker: _Worker, results: list, chunks: collections.deque) -> _Worker:
@@ -177,10 +196,15 @@ class WorkerPool:
         if not worker.ready:
             self.close()
             raise RewardRuntimeError(f"a reward worker exited with code {code} while starting")
-        index, _ = worker.pending.popleft()
-        results[index] = RewardResult(
-            0.0, {}, "error", f"reward worker died (exit code {code}) on this sample"
-        )
+        for _ in range(max(1, min(worker.batch, len(worker.pending)))):
+            index, _ = worker.pending.popleft()
+            results[index] = RewardResult(
+                0.0,
+                {},
+                "error",
+                f"reward worker died (exit code {code}) on this sample"
+                + (" or another of its batch" if worker.batch else ""),
+            )
         return self._after_loss(worker, chunks)
 
     def _after_loss(self, worker: _Worker, chunks: collections.deque) -> _Worker:

@@ -17,12 +17,15 @@ class RewardInput:
 
     ``metadata`` is the prompt's metadata (data source, question text, ...); rewards read it,
     routing picks the reward set from it. ``mode`` says whether the prompt asked for thinking.
+    ``prompt`` is the example's question as in the data (its ``prompt`` string, or its
+    ``messages``); TRL-style rewards receive it as ``prompts`` (see docs/rewards.md).
     """
 
     completion: str
     answer: str
     mode: Mode = "think"
     metadata: dict[str, Any] = field(default_factory=dict)
+    prompt: str | tuple[dict[str, str], ...] = ""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -86,7 +86,7 @@ class RewardRuntime:
                 scored = self._pool.score([batch[i] for i in todo], chunk)
             else:
                 assert self._scorer is not None
-                scored = [self._scorer.score(batch[i]) for i in todo]
+                scored = self._scorer.score_many([batch[i] for i in todo])
             for i, result in zip(todo, scored):
                 results[i] = result
             restarts = (self._pool.restarts if self._pool else 0) - restarts_before

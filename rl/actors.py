@@ -13,6 +13,7 @@ from typing import Any
 import ray
 
 from rl.evaluation import eval_rewards
+from rl.plugins import reward_runtime_env
 from rl.topology import bundle_address, check_resources, place, remote_actor, start_ray
 from rl.workers import LearnerWorker, RewardWorker, RolloutWorker
 from rollout.types import GenerateResult
@@ -56,7 +57,8 @@ class Cluster:
     def __init__(self, cfg: Any, model_dir: str) -> None:
         loop = cfg.rl
         check_resources(cfg.ray, loop.num_learners, loop.num_rollout_engines)
-        start_ray(cfg.ray)
+        # On a cluster, reward plug-ins travel to the workers as py_modules (rl.plugins).
+        start_ray(cfg.ray, reward_runtime_env(cfg.rewards.custom, cluster=bool(cfg.ray.address)))
         self.placement = place(cfg.ray, loop.num_learners, loop.num_rollout_engines)
         # The learner group meets at rank 0's node (loopback when Ray is private).
         host, port = bundle_address(
@@ -92,7 +94,7 @@ class Cluster:
         ]
         reward_actor = ray.remote(num_cpus=cfg.ray.reward_cpus)(RewardWorker)
         self.rewards = reward_actor.remote(cfg.rewards)
-        # Held-out evaluation always scores answer + format (comparable across stages).
+        # Held-out evaluation scores rewards.eval_reward + format (comparable across stages).
         self.eval_rewards = reward_actor.remote(eval_rewards(cfg.rewards))
         # Fail here, not mid-step, if an actor cannot start (bad checkpoint, no memory).
         transports = set(ray.get([e.weight_transport.remote() for e in self.engines]))

@@ -124,6 +124,7 @@ def _loop(cfg, cluster, ckpts, start, model_dir, runlog, data) -> None:
                     temperature=loop.eval_temperature,
                     max_tokens=loop.max_new_tokens,
                     seed=cfg.run.seed,
+                    correctness=cfg.rewards.eval_reward,
                 )
             )
             metrics["time/eval"] = time.perf_counter() - t
@@ -135,7 +136,9 @@ def _loop(cfg, cluster, ckpts, start, model_dir, runlog, data) -> None:
         metrics["time/step"] = time.perf_counter() - t0
         metrics.update(bad_rows)
         runlog.log(step + 1, metrics)
-        runlog.write_jsonl("samples.jsonl", _samples(step + 1, kept, loop.log_samples))
+        # With every group dropped, log what the model wrote anyway (kept: false).
+        shown = kept or gen.last_scored
+        runlog.write_jsonl("samples.jsonl", _samples(step + 1, shown, loop.log_samples, bool(kept)))
         bar.set_postfix(reward=f"{metrics.get('reward/mean', 0.0):.3f}")
         bar.update(1)
     bar.close()
@@ -153,6 +156,7 @@ class _Generator:
             max_tokens=cfg.rl.max_new_tokens,
         )
         self.pending = None  # (prompts, refs, cursor before them) of a prefetched round
+        self.last_scored: list[Group] = []  # every scored group of the latest step
 
     def _launch(self, step: int, round_: int, count: int):
         before = self.stream.cursor
@@ -195,6 +199,7 @@ class _Generator:
             filler.add(groups, shaped_rewards(groups, algo, loop.max_new_tokens))
         report = filler.finish()
         kept = list(report.groups)
+        self.last_scored = scored
         metrics = {
             **group_metrics(scored),
             **timings,
@@ -223,7 +228,7 @@ def _score(cluster, builder, prompts, result, group_size) -> list[Group]:
     return groups
 
 
-def _samples(step: int, groups: list[Group], limit: int) -> list[dict[str, Any]]:
+def _samples(step: int, groups: list[Group], limit: int, kept: bool = True) -> list[dict[str, Any]]:
     rows = []
     for g in groups[:limit]:
         c, r = g.completions[0], g.results[0]
@@ -236,6 +241,7 @@ def _samples(step: int, groups: list[Group], limit: int) -> list[dict[str, Any]]
                 "completion": c.text,
                 "reward": r.reward,
                 "components": r.components,
+                "kept": kept,
             }
         )
     return rows

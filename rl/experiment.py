@@ -27,6 +27,7 @@ from policy.learner_config import LearnerConfig
 from rewards import RewardsConfig
 from rl.algos import AlgoConfig
 from rl.config import ConfigError, load_config
+from rl.runlog import WandbConfig
 from rl.tasks import TaskConfig
 from rl.topology import RayConfig
 from rollout.config import RolloutConfig
@@ -37,6 +38,7 @@ class RunConfig:
     name: str = "rl"
     dir: str | None = None  # default: runs/<name>
     seed: int = 0
+    wandb: WandbConfig | None = None  # also log to Weights & Biases (rl.runlog)
 
     @property
     def path(self) -> Path:

@@ -93,6 +93,20 @@ def _scored(comp, res) -> Scored:
                   c.get("format", 0.0) == 1.0, len(comp.token_ids))  # fmt: skip
 
 
+def correctness_rewards(reward: str) -> RewardsConfig:
+    """Rewards config whose eval reward is ``reward``: a reward name, or a dotted path
+    (registered under its function's name).
+
+    >>> correctness_rewards("tests.reward_plugins:partial_credit").custom
+    {'partial_credit': 'tests.reward_plugins:partial_credit'}
+    """
+    if ":" not in reward and "." not in reward:
+        return RewardsConfig(eval_reward=reward)
+    name = reward.replace(":", ".").rpartition(".")[2]
+    name = f"custom_{name}" if name in ("answer", "format", "think_quality") else name
+    return RewardsConfig(custom={name: reward}, eval_reward=name)
+
+
 def run_eval(model_dir, data, cfg: OfflineConfig, modes=("think", "direct"), k=1,
              max_prompts: int | None = None,
              options: ReadOptions | None = None) -> dict[str, float]:  # fmt: skip
@@ -101,6 +115,7 @@ def run_eval(model_dir, data, cfg: OfflineConfig, modes=("think", "direct"), k=1
         return evaluate(
             examples, modes, s.builder, s.engine.generate, s.score, samples=k,
             temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=cfg.seed,
+            correctness=cfg.rewards.eval_reward,
         )  # fmt: skip
 
 

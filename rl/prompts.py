@@ -72,4 +72,4 @@ class PromptBuilder:
     def reward_input(prompt: Prompt, text: str) -> RewardInput:
         ex = prompt.example
         meta = {**ex.metadata, "data_source": ex.data_source, "domain": ex.domain}
-        return RewardInput(text, ex.answer, prompt.mode, meta)
+        return RewardInput(text, ex.answer, prompt.mode, meta, prompt=ex.question)

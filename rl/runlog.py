@@ -5,6 +5,7 @@
       metrics.jsonl    one JSON object per step, always with "step"
       tb/              TensorBoard event files
       samples.jsonl    a few completions per step (RL) when the stage logs them
+      wandb/           Weights & Biases files, when ``run.wandb`` is set (optional extra)
 
 Stages receive a ``RunLog`` (they never build one), so sft/ and policy/ stay free of it.
 
@@ -17,12 +18,14 @@ one ``os.write`` of a whole line to an ``O_APPEND`` file: a kill leaves whole li
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import time
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
@@ -39,8 +42,44 @@ def _scalar(value: Any) -> float | int | None:
     return None
 
 
+@dataclass
+class WandbConfig:
+    """``run.wandb``: also log to Weights & Biases (``pip install 'sailrl[wandb]'``).
+
+    ``mode`` "offline" writes under ``<run>/wandb`` with no network (``wandb sync`` uploads
+    later); "online" needs a login; "disabled" turns it off.
+    """
+
+    project: str = "sailrl"
+    mode: Literal["online", "offline", "disabled"] = "offline"
+    entity: str | None = None
+    name: str | None = None  # default: the run directory's name
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("online", "offline", "disabled"):
+            raise ValueError(f"run.wandb.mode: {self.mode!r}; choose online, offline or disabled")
+
+
+def _wandb_run(cfg: WandbConfig, run_dir: Path, config: Any):
+    try:
+        import wandb
+    except ImportError as err:
+        raise ValueError(
+            "run.wandb is set but wandb is not installed: pip install 'sailrl[wandb]' "
+            "(or remove run.wandb)"
+        ) from err
+    values = asdict(config) if is_dataclass(config) and not isinstance(config, type) else {}
+    return wandb.init(
+        project=cfg.project, entity=cfg.entity, name=cfg.name or run_dir.name, mode=cfg.mode,
+        dir=str(run_dir), config=json.loads(json.dumps(values, default=str)),
+        # one W&B run per run directory, continued on --resume
+        resume="allow", id="sailrl-" + hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:12],
+    )  # fmt: skip
+
+
 class RunLog:
-    """Writes metrics to JSONL and TensorBoard; ``progress`` wraps long loops with an ETA bar."""
+    """Writes metrics to JSONL and TensorBoard (and W&B when ``config.run.wandb`` is set);
+    ``progress`` wraps long loops with an ETA bar."""
 
     def __init__(
         self,
@@ -63,6 +102,10 @@ class RunLog:
 
             purge = None if resume_step is None else resume_step + 1
             self._tb = SummaryWriter(str(self.dir / "tb"), purge_step=purge)
+        self._wandb = None
+        wandb_cfg = getattr(getattr(config, "run", None), "wandb", None)
+        if wandb_cfg is not None and wandb_cfg.mode != "disabled":
+            self._wandb = _wandb_run(wandb_cfg, self.dir, config)
         self._t0 = time.time()
 
     def _append(self, name: str, rows: list[dict[str, Any]]) -> None:
@@ -84,6 +127,9 @@ class RunLog:
             row[key] = value if num is None else num
             if self._tb is not None and num is not None and math.isfinite(num):
                 self._tb.add_scalar(key, num, step)
+        if self._wandb is not None:
+            scalars = {k: v for k, v in row.items() if k != "step" and isinstance(v, int | float)}
+            self._wandb.log(scalars, step=int(step))
         self._append("metrics.jsonl", [row])
         return row
 
@@ -100,6 +146,9 @@ class RunLog:
         self._files = {}
         if self._tb is not None:
             self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+            self._wandb = None
 
     def __enter__(self) -> RunLog:
         return self

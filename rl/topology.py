@@ -93,17 +93,19 @@ def private_env() -> dict[str, str]:
     return env
 
 
-def start_ray(cfg: RayConfig) -> None:
-    """Start (or join) Ray once per process."""
+def start_ray(cfg: RayConfig, runtime_env: dict[str, Any] | None = None) -> None:
+    """Start (or join) Ray once per process; ``runtime_env`` adds job-level runtime
+    environment fields (e.g. ``py_modules`` of reward plug-ins, rl.plugins)."""
     if ray.is_initialized():
         return
     # vLLM's per-step INFO/WARNING lines drown the progress bar; VLLM_LOGGING_LEVEL=INFO
     # in the environment brings them back.
     env = {
+        **(runtime_env or {}),
         "env_vars": {
             "TOKENIZERS_PARALLELISM": "false",
             "VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "ERROR"),
-        }
+        },
     }
     if cfg.address:
         # Token authentication, when the cluster has it, comes from RAY_AUTH_MODE=token and

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "rl.cli.data",  # sailrl eval / sample / filter
     "rl.cli.pipeline",  # sailrl pipeline
     "rl.cli.bench",  # sailrl bench reward|rollout|rl
+    "rl.cli.compare",  # sailrl compare RUN_DIR...
 ]
 
 

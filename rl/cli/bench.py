@@ -1,4 +1,4 @@
-"""``sailrl bench reward|rollout|rl|data``: each benchmark lives beside the code it measures and
+"""``sailrl bench reward|rollout|rl|trl|data``: each benchmark lives beside the code it measures and
 exposes ``add_arguments(parser)`` and ``run(args) -> dict`` (the numbers, printed as JSON)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ BENCHES = {
     "reward": ("rewards.bench", "reward scoring throughput (samples/s) with process isolation"),
     "rollout": ("rollout.bench", "rollout tokens/s (engine, plain vLLM, HF generate), sync s/GB"),
     "rl": ("rl.bench", "one RL step's phase breakdown and tokens/s"),
+    "trl": ("rl.bench_trl", "sailrl vs TRL's GRPOTrainer on the same work: step time, memory"),
     "data": ("policy.data_bench", "start-up time and peak RSS of a 1M-row SFT set"),
 }
 
@@ -28,7 +29,9 @@ def register(sub) -> None:
 def _runner(module):
     def run(args) -> int:
         result = module.run(args)
-        text = json.dumps(result, indent=2, default=str)
+        # A bench marked JSON_INLINE ends its output with the numbers on one line.
+        indent = None if getattr(module, "JSON_INLINE", False) else 2
+        text = json.dumps(result, indent=indent, default=str)
         print(text)
         if args.json_out:
             with open(args.json_out, "w") as fh:

@@ -15,6 +15,9 @@ def register(sub) -> None:
     ev.add_argument("--modes", nargs="+", default=["think", "direct"], choices=["think", "direct"])
     ev.add_argument("--max-prompts", type=int, default=None)
     ev.add_argument("--out", default=None, help="also write the numbers to this JSON file")
+    ev.add_argument("--correctness", default="answer",
+                    help="reward whose value is the accuracy: a built-in or registered name, "
+                    "or package.module:function (e.g. a partial-credit scorer)")  # fmt: skip
     _common(ev, temperature=0.0)
     ev.set_defaults(func=_eval)
 
@@ -107,9 +110,12 @@ def _config(args):
 
 
 def _eval(args) -> int:
-    from rl.offline import run_eval
+    from dataclasses import replace
 
-    metrics = run_eval(args.model, args.data, _config(args), args.modes, args.k, args.max_prompts,
+    from rl.offline import correctness_rewards, run_eval
+
+    cfg = replace(_config(args), rewards=correctness_rewards(args.correctness))
+    metrics = run_eval(args.model, args.data, cfg, args.modes, args.k, args.max_prompts,
                        read_options(args))  # fmt: skip
     text = json.dumps(metrics, indent=2)
     print(text)

@@ -76,9 +76,11 @@ def _parse_line(text: str, where: str):
         raise UserError(f"{where}: 'metadata' must be an object")
     answer = row["answer"] if isinstance(row["answer"], str) else json.dumps(row["answer"])
     try:
+        prompt = row.get("prompt") if isinstance(row.get("prompt"), str) else ""
         item = RewardInput(
-            row["completion"], answer, mode=row.get("mode", "think"), metadata=metadata
-        )
+            row["completion"], answer, mode=row.get("mode", "think"), metadata=metadata,
+            prompt=prompt,  # what a TRL-style reward gets as `prompts`
+        )  # fmt: skip
     except ValueError as err:
         raise UserError(f"{where}: {err}") from None
     return row, item

@@ -1,0 +1,272 @@
+"""``sailrl bench trl``: the same RL work through sailrl and through TRL's GRPOTrainer.
+
+Per model preset (``tiny`` and the ~106M ``small``) both systems start from the same weights
+(the SAIL-VL2 language model exported as a plain ``Qwen3ForCausalLM`` for TRL), see the same
+text-only prompts in the same order rendered by the same template, score with the same reward
+function and train with the same group size, lengths, learning rate, AdamW settings, DAPO loss
+(no KL) in float32. sailrl runs its normal stack (RL driver, Ray actors, vLLM engine, DeepSpeed
+learner, reward pool) with ``configs/tiny-rl.yaml``'s resources; TRL runs HF ``generate`` on
+the CPU (it has no CPU vLLM mode). Each side runs in its own process; a sampler sums the RSS of
+that process and all its descendants (Ray's raylet, workers, forkserver children...).
+
+    sailrl bench trl --models tiny            # about 2 minutes on 2 cores
+    sailrl bench trl                          # tiny and small (several minutes per side)
+
+Prints a table per model, writes ``trl-bench.png`` (both reward curves), and ends with one
+JSON line: ``models.<name>.step_time_ratio`` (TRL s / sailrl s, median step) and
+``models.<name>.peak_rss_mb`` ``{"sailrl": .., "trl": ..}``. See docs/bench.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny-rl.yaml"
+REWARD = "rl.tasks.sanity:digit_fraction"  # the tiny-rl recipe's reward
+# Per model: prompts per step, group size, new tokens, steps, learning rate.
+DEFAULTS = {
+    "tiny": {"prompts": 4, "group_size": 8, "max_new_tokens": 24, "steps": 8, "lr": 1e-2},
+    "small": {"prompts": 8, "group_size": 8, "max_new_tokens": 64, "steps": 3, "lr": 1e-5},
+}
+JSON_INLINE = True  # rl.cli.bench prints this bench's JSON on one line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", nargs="+", default=["tiny", "small"], choices=sorted(DEFAULTS))
+    for key in ("prompts", "group_size", "max_new_tokens", "steps"):
+        parser.add_argument("--" + key.replace("_", "-"), type=int, default=None,
+                            help=f"override the per-model default ({key})")  # fmt: skip
+    parser.add_argument("--lr", type=float, default=None, help="override the per-model default")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--png", default="trl-bench.png", help="reward curves of both systems")
+    parser.add_argument("--timeout-s", type=float, default=1800, help="per side")
+
+
+def settings_for(model: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The shared settings of one model: per-model defaults, command-line overrides, and the
+    optimiser / loss values read from the sailrl configs, so both sides use the same numbers."""
+    from policy.learner_config import LearnerConfig
+    from rl.algos.config import AlgoConfig
+
+    s = dict(DEFAULTS[model])
+    for key in (*s, "lr"):
+        if getattr(args, key, None) is not None:
+            s[key] = getattr(args, key)
+    learner, algo = LearnerConfig(), AlgoConfig()
+    s.update(temperature=1.0, top_p=1.0, betas=list(learner.betas), adam_eps=learner.eps,
+             weight_decay=learner.weight_decay, grad_clip=1.0, clip_low=algo.clip_low,
+             clip_high=algo.clip_high)  # fmt: skip
+    return s
+
+
+def sailrl_overrides(model: str, s: dict[str, Any], run_dir: Path, seed: int) -> list[str]:
+    return [
+        f"model.preset={model}", f"run.dir={run_dir}", f"run.seed={seed}",
+        f"rl.steps={s['steps']}", f"rl.prompts_per_step={s['prompts']}",
+        f"rl.group_size={s['group_size']}", f"rl.max_new_tokens={s['max_new_tokens']}",
+        f"rl.temperature={s['temperature']}", f"rl.top_p={s['top_p']}",
+        "rl.probe_parity=false", "rl.eval_every=0", f"rl.save_every={s['steps']}",
+        "algo.loss=dapo", "algo.kl=null", "algo.dynamic_sampling=false",
+        f"algo.clip_low={s['clip_low']}", f"algo.clip_high={s['clip_high']}",
+        f"learner.lr={s['lr']}", "learner.warmup_steps=0", "learner.schedule=constant",
+        f"learner.grad_clip={s['grad_clip']}", "learner.dtype=float32",
+        f"rewards.custom.digits={REWARD}",
+    ]  # fmt: skip
+
+
+def prepare(model: str, s: dict[str, Any], work: Path, seed: int) -> dict[str, Any]:
+    """Build the shared start: the sailrl checkpoint and data, the LM exported for TRL, and
+    the prompts TRL sees (rendered by sailrl's template, in sailrl's order)."""
+    from dataclasses import replace
+
+    from policy.checkpoint import load_checkpoint
+    from policy.data import read_examples
+    from policy.processor import SAILVLProcessor
+    from rl.experiment import load_experiment
+    from rl.prompts import PromptStream
+
+    run_dir = work / "sailrl-run"
+    overrides = sailrl_overrides(model, s, run_dir, seed)
+    cfg = load_experiment(CONFIG, overrides)
+    cfg = replace(cfg, data=cfg.data.resolve(run_dir))
+    model_dir = cfg.model.prepare(run_dir)
+    loaded = load_checkpoint(model_dir)
+    lm = work / "lm"
+    loaded.model.language_model.save_pretrained(lm)  # a plain Qwen3(Moe)ForCausalLM
+    loaded.tokenizer.save_pretrained(lm)
+    loaded.model.generation_config.save_pretrained(lm)
+    processor = SAILVLProcessor.from_pretrained(model_dir)
+    stream = PromptStream(read_examples(cfg.data.train), seed)
+    mode = cfg.data.mode
+    with (work / "trl_prompts.jsonl").open("w") as fh:
+        for _, ex in stream.take(s["steps"] * s["prompts"]):
+            m = ex.mode if mode == "as-data" else mode
+            text = processor.prompt_text(ex.question, (), m)  # ChatML + assistant header
+            row = {"prompt": text, "answer": ex.answer, "mode": m,
+                   "data_source": ex.data_source or "", "domain": ex.domain or ""}  # fmt: skip
+            fh.write(json.dumps(row) + "\n")
+    plan = {"config": str(CONFIG), "sailrl_overrides": overrides, "settings": s, "seed": seed,
+            "reward": REWARD, "architecture": type(loaded.model.language_model).__name__}  # fmt: skip
+    (work / "plan.json").write_text(json.dumps(plan))
+    return plan
+
+
+class TreeMemory:
+    """Samples the summed RSS of a process and all its descendants in a thread."""
+
+    def __init__(self, pid: int, interval_s: float = 0.2) -> None:
+        import psutil
+
+        self._root = psutil.Process(pid)
+        self.peak_mb = 0.0
+        self.peak_by_process: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval_s,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval_s: float) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            try:
+                procs = [self._root, *self._root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            total, now = 0.0, {}
+            for p in procs:
+                try:
+                    mb = p.memory_info().rss / 2**20
+                    name = f"{p.name()}[{p.pid}]"
+                except psutil.NoSuchProcess:
+                    continue
+                total += mb
+                now[name] = mb
+            if total > self.peak_mb:
+                self.peak_mb, self.peak_by_process = total, now
+            self._stop.wait(interval_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_side(side: str, work: Path, timeout_s: float) -> dict[str, Any]:
+    """Run one side in a fresh process; its numbers plus start-up and peak memory."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
+        str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")]))}  # fmt: skip
+    spawned = time.time()
+    log = (work / f"{side}.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "rl.bench_trl_sides", side, str(work)],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)  # fmt: skip
+    memory = TreeMemory(proc.pid)
+    try:
+        code = proc.wait(timeout=timeout_s)
+    finally:
+        memory.stop()
+        log.close()
+        if proc.poll() is None:
+            proc.kill()
+    if code != 0:
+        tail = (work / f"{side}.log").read_text()[-3000:]
+        raise RuntimeError(f"the {side} side exited with code {code}:\n{tail}")
+    out = json.loads((work / f"{side}.json").read_text())
+    top = sorted(memory.peak_by_process.items(), key=lambda kv: -kv[1])[:6]
+    return {**out, "wall_s": time.time() - spawned,
+            "startup_s": out["first_step_start"] - spawned, "peak_rss_mb": memory.peak_mb,
+            "peak_processes_mb": {k: round(v) for k, v in top}}  # fmt: skip
+
+
+def summarize(side: dict[str, Any]) -> dict[str, Any]:
+    """Median step and per-phase seconds over the steps after the first (warm-up).
+
+    >>> r = summarize({"step_s": [9.0, 1.0, 3.0, 2.0], "phases_s": [{"g": 5.0}, {"g": 0.5},
+    ...               {"g": 1.0}, {"g": 0.7}], "reward": [0.1, 0.2, 0.3, 0.4]})
+    >>> r["median_step_s"], r["phases_median_s"]["g"]
+    (2.0, 0.7)
+    """
+    steps = side["step_s"][1:] or side["step_s"]
+    phases = side["phases_s"][1:] or side["phases_s"]
+    names = list(dict.fromkeys(k for p in phases for k in p))
+    return {
+        "median_step_s": statistics.median(steps),
+        "phases_median_s": {
+            k: round(statistics.median(p.get(k, 0.0) for p in phases), 3) for k in names
+        },  # fmt: skip
+    }
+
+
+def plot(results: dict[str, Any], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 3.8), squeeze=False)
+    for ax, (model, r) in zip(axes[0], results.items()):
+        for side, style in (("sailrl", "o-"), ("trl", "s--")):
+            curve = r["reward_curve"][side]
+            ax.plot(range(1, len(curve) + 1), curve, style, label=side)
+        ax.set(title=f"{model}: mean reward per step", xlabel="step", ylabel="reward")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for model in args.models:
+        s = settings_for(model, args)
+        with tempfile.TemporaryDirectory(prefix=f"trl-bench-{model}-") as tmp:
+            work = Path(tmp)
+            plan = prepare(model, s, work, args.seed)
+            sides = {side: run_side(side, work, args.timeout_s) for side in ("sailrl", "trl")}
+        summary = {k: summarize(v) for k, v in sides.items()}
+        ratio = summary["trl"]["median_step_s"] / summary["sailrl"]["median_step_s"]
+        results[model] = {
+            "architecture": plan["architecture"],
+            "settings": s,
+            "median_step_s": {k: round(v["median_step_s"], 3) for k, v in summary.items()},
+            "step_time_ratio": round(ratio, 3),
+            "phases_median_s": {k: v["phases_median_s"] for k, v in summary.items()},
+            "startup_s": {k: round(v["startup_s"], 1) for k, v in sides.items()},
+            "wall_s": {k: round(v["wall_s"], 1) for k, v in sides.items()},
+            "peak_rss_mb": {k: round(v["peak_rss_mb"]) for k, v in sides.items()},
+            "peak_processes_mb": {k: v["peak_processes_mb"] for k, v in sides.items()},
+            "step_s": {k: [round(x, 3) for x in v["step_s"]] for k, v in sides.items()},
+            "reward_curve": {
+                k: [None if x is None else round(x, 4) for x in v["reward"]]
+                for k, v in sides.items()
+            },  # fmt: skip
+        }
+        print_model(model, results[model])
+    plot(results, args.png)
+    print(f"reward curves: {args.png}")
+    return {"bench": "trl", "png": args.png, "seed": args.seed, "models": results}
+
+
+def print_model(model: str, r: dict[str, Any]) -> None:
+    s = r["settings"]
+    print(f"\n== {model} ({r['architecture']}): {s['prompts']} prompts x {s['group_size']} "
+          f"samples x {s['max_new_tokens']} tokens, {s['steps']} steps, lr {s['lr']:g}")  # fmt: skip
+    print(f"{'':24}{'sailrl':>12}{'trl':>12}")
+    for label, key in (("median step s", "median_step_s"), ("start-up s", "startup_s"),
+                       ("peak RSS MB (all procs)", "peak_rss_mb")):  # fmt: skip
+        print(f"{label:24}{r[key]['sailrl']:>12}{r[key]['trl']:>12}")
+    print(f"step time ratio (TRL / sailrl): {r['step_time_ratio']}")
+    for side in ("sailrl", "trl"):
+        phases = ", ".join(f"{k} {v:g}" for k, v in r["phases_median_s"][side].items())
+        print(f"{side} phases (median s): {phases}")
+        print(f"{side} seconds per step: {r['step_s'][side]}")
+        print(f"{side} reward per step: {r['reward_curve'][side]}")
