@@ -56,7 +56,9 @@ def _datasets():
 
     datasets.config.HF_DATASETS_OFFLINE = True
     datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
+    # Errors are raised (and named by file and row) here; datasets' own log lines would
+    # only repeat them, e.g. for JSONL that falls back to the line-by-line reader.
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)
     return datasets
 
 
@@ -125,6 +127,8 @@ def open_file(path: Path, cache: Path | None = None) -> DataFile:
     datasets = _datasets()
     import pyarrow as pa
 
+    if kind == "json":
+        _check_utf8(path)  # Arrow's JSON reader does not, and fails later without a name
     try:
         ds = datasets.load_dataset(
             kind, data_files=str(path.resolve()), split="train",
@@ -136,6 +140,31 @@ def open_file(path: Path, cache: Path | None = None) -> DataFile:
             raise ValueError(f"{path}: cannot be read as {kind}: {err}") from err
         return _read_json_lines(path)
     return DataFile(path, table=ds.data.table)
+
+
+def _check_utf8(path: Path, chunk: int = 1 << 20) -> None:
+    """ValueError naming ``path`` and the line of the first byte that is not UTF-8."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines, offset = 1, 0
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as err:
+                line = lines + block.count(b"\n", 0, max(0, err.start))
+                raise ValueError(
+                    f"{path}:{line}: not UTF-8 text ({err.reason} at byte {offset + err.start})"
+                ) from None
+            lines += block.count(b"\n")
+            offset += len(block)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as err:
+            raise ValueError(
+                f"{path}: not UTF-8 text (truncated at the end: {err.reason})"
+            ) from None
 
 
 def _read_json_lines(path: Path) -> DataFile:

@@ -69,8 +69,11 @@ def check_data_file(key: str, path: Any, options: Any = None, require: tuple = (
             raise ConfigError(f"{key}: {file} does not exist")
         if not os.access(file, os.R_OK):
             raise ConfigError(f"{key}: {file} is not readable (permissions)")
-        if file.stat().st_size == 0:
+        size = file.stat().st_size
+        if size == 0:
             raise ConfigError(f"{key}: {file} is empty")
+        if size <= 1 << 16 and not file.read_bytes().strip():
+            raise ConfigError(f"{key}: {file} holds no examples (only blank lines)")
     try:
         examples = load_checked(path, options, key, require)
     except UnicodeDecodeError as err:

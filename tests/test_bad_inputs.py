@@ -60,7 +60,12 @@ CASES = [
     ("invalid JSON row", lambda t: ["data.train=" + str(_badjson(t))], 2, "bad.jsonl:2"),
     ("row without answer", lambda t: ["data.train=" + str(_noanswer(t))], 2, "missing 'answer'"),
     ("not UTF-8", lambda t: ["data.train=" + str(_latin1(t))], 2, "not UTF-8"),
-    ("train is a directory", lambda t: ["data.train=" + str(t)], 2, "is not a file"),
+    (
+        "train is a directory without data",
+        lambda t: ["data.train=" + str(_emptydir(t))],
+        2,
+        "no data files",
+    ),
     ("empty eval file", lambda t: ["data.eval=" + str(_e(t))], 2, "data.eval: "),
     ("NaN temperature", lambda t: ["rl.temperature=.nan"], 2, "rl.temperature: must be a finite"),
     ("negative temperature", lambda t: ["rl.temperature=-1"], 2, "rl.temperature: must be > 0"),
@@ -129,6 +134,11 @@ CASES = [
         "model.preset: ",
     ),
 ]
+
+
+def _emptydir(t):
+    (t / "nodata").mkdir(exist_ok=True)
+    return t / "nodata"
 
 
 def _e(t: Path) -> Path:
