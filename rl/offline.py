@@ -111,6 +111,8 @@ def run_eval(model_dir, data, cfg: OfflineConfig, modes=("think", "direct"), k=1
              max_prompts: int | None = None,
              options: ReadOptions | None = None) -> dict[str, float]:  # fmt: skip
     examples = _load(data, options)[:max_prompts]
+    if not len(examples):  # before the engine starts: accuracy 0.0 of nothing is no result
+        raise ConfigError(f"--data: {data} holds no examples to evaluate")
     with OfflineSession(model_dir, cfg) as s:
         return evaluate(
             examples, modes, s.builder, s.engine.generate, s.score, samples=k,

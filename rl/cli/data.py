@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from rl.cli.model_ref import model_dir
 from rollout.config import DTYPES
 
 
@@ -86,7 +87,9 @@ def read_options(args):
 
 
 def _common(parser: argparse.ArgumentParser, temperature: float) -> None:
-    parser.add_argument("--model", required=True, help="SAIL-VL2 checkpoint directory")
+    parser.add_argument(
+        "--model", required=True, type=model_dir, help="SAIL-VL2 checkpoint directory"
+    )
     parser.add_argument("--data", required=True, help="JSONL/parquet prompts (docs/data.md)")
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--temperature", type=float, default=temperature)

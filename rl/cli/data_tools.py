@@ -13,6 +13,8 @@ import re
 import statistics
 from dataclasses import replace
 
+from rl.cli.model_ref import model_dir
+
 _CONTEXT_RUN = re.compile(r"(?:<IMG_CONTEXT>)+")
 
 
@@ -25,7 +27,9 @@ def register(sub) -> None:
         "inspect", help="detected format, counts, bad rows, prompt lengths, rendered prompts"
     )
     inspect.add_argument("file", help="data file, directory or glob")
-    inspect.add_argument("--model", default=None, help="checkpoint: render with its template")
+    inspect.add_argument(
+        "--model", default=None, type=model_dir, help="checkpoint: render with its template"
+    )
     inspect.add_argument("--rows", type=int, default=2, help="rows to render")
     inspect.add_argument("--length-rows", type=int, default=2000,
                          help="rows whose prompt lengths are measured (with --model)")  # fmt: skip

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from rl.cli.model_ref import model_dir
+
 
 def register(sub) -> None:
     parser = sub.add_parser("model", help="create or inspect SAIL-VL2 checkpoints")
@@ -22,14 +24,14 @@ def register(sub) -> None:
     init.set_defaults(func=_init)
 
     info = commands.add_parser("info", help="parameter counts and shapes of a checkpoint")
-    info.add_argument("path", help="checkpoint directory")
+    info.add_argument("path", type=model_dir, help="checkpoint directory (or a reference)")
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     info.set_defaults(func=_info)
 
     check = commands.add_parser(
         "check", help="load a checkpoint as training and rollout will; JSON report last"
     )
-    check.add_argument("path", help="checkpoint directory")
+    check.add_argument("path", type=model_dir, help="checkpoint directory (or a reference)")
     check.add_argument("--prompt", default=None, help="render (and run) this user prompt")
     check.add_argument("--image", default=None, help="an image for --prompt")
     check.add_argument("--mode", default="direct", choices=["direct", "think"])
@@ -39,7 +41,9 @@ def register(sub) -> None:
     export = commands.add_parser(
         "export", help="save a checkpoint in its source layout (what upstream code loads)"
     )
-    export.add_argument("src", help="checkpoint directory to export")
+    export.add_argument(
+        "src", type=model_dir, help="checkpoint directory (or a reference) to export"
+    )
     export.add_argument("--out", required=True, help="new directory to write")
     export.set_defaults(func=_export)
 

@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 
+from rl.cli.model_ref import model_dir
 from rollout.config import DTYPES
 
 
@@ -15,7 +16,7 @@ def register(sub) -> None:
     commands = parser.add_subparsers(dest="rollout_command", metavar="COMMAND", required=True)
 
     gen = commands.add_parser("generate", help="sample completions for a JSONL prompt file")
-    gen.add_argument("--model", required=True, help="checkpoint directory")
+    gen.add_argument("--model", required=True, type=model_dir, help="checkpoint directory")
     gen.add_argument("--prompts", required=True, help="JSONL file (see docs/rollout.md)")
     gen.add_argument("--out", required=True, help="JSONL file to write, one completion a line")
     gen.add_argument("--n", type=int, default=1, help="samples per prompt (default 1)")
@@ -27,7 +28,7 @@ def register(sub) -> None:
     gen.set_defaults(func=_generate)
 
     par = commands.add_parser("parity", help="vLLM logprobs vs policy/ model logprobs (fp32)")
-    par.add_argument("--model", required=True, help="checkpoint directory")
+    par.add_argument("--model", required=True, type=model_dir, help="checkpoint directory")
     par.add_argument("--images", action="store_true", help="add prompts with 1 and 2 images")
     par.add_argument(
         "--perturb",
