@@ -16,11 +16,18 @@ from datetime import timedelta
 from torch.distributed import TCPStore
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and IPv4-mapped loopback (``::ffff:127.0.0.1``).
+
+    >>> is_loopback("127.0.0.1"), is_loopback("::ffff:127.0.0.1"), is_loopback("0.0.0.0")
+    (True, True, False)
+    """
     try:
-        return ipaddress.ip_address(host).is_loopback
+        addr = ipaddress.ip_address(host)
     except ValueError:
         return host == "localhost"
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return (mapped or addr).is_loopback
 
 
 def bound_store(
@@ -28,7 +35,7 @@ def bound_store(
 ) -> TCPStore:
     """The store of a group meeting at ``host:port``; rank 0 (``is_master``) listens there
     and nowhere else. On loopback, gloo's own pair sockets are kept there too."""
-    if _is_loopback(host) and "lo" in {name for _, name in socket.if_nameindex()}:
+    if is_loopback(host) and "lo" in {name for _, name in socket.if_nameindex()}:
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
         os.environ.setdefault("NCCL_SOCKET_IFNAME", "lo")
     if not is_master:

@@ -20,7 +20,6 @@ rollout engines over the cluster's GPUs, and their rendezvous use the nodes' add
 from __future__ import annotations
 
 import atexit
-import ipaddress
 import logging
 import os
 import secrets
@@ -38,6 +37,8 @@ from typing import Any
 import ray
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from policy.learner_store import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +73,6 @@ class RayConfig:
     def private(self) -> bool:
         """True when this run starts its own single-machine Ray (everything on loopback)."""
         return not self.address
-
-
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 and IPv4-mapped loopback (``::ffff:127.0.0.1``)."""
-    try:
-        addr = ipaddress.ip_address(host)
-    except ValueError:
-        return host == "localhost"
-    mapped = getattr(addr, "ipv4_mapped", None)
-    return (mapped or addr).is_loopback
 
 
 def private_env() -> dict[str, str]:

@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 import torch
+
+from policy.learner_store import bound_store, is_loopback
 
 TRANSPORTS = ("nccl", "gloo")
 BUCKET, END, ABORT = 1, 0, -1
@@ -147,7 +150,10 @@ class Channel:
                 stateless_init_process_group,
             )
 
+            if is_loopback(host):  # NCCL's bootstrap sockets then stay on loopback too
+                os.environ.setdefault("NCCL_SOCKET_IFNAME", "lo")
             self.device = device or torch.device("cuda", torch.cuda.current_device())
+            # vLLM's stateless group binds its store's listening socket to ``host``.
             self._comm = stateless_init_process_group(host, port, rank, world_size, self.device)
         else:
             self.device = torch.device("cpu")
@@ -181,8 +187,6 @@ def _gloo_group(host: str, port: int, rank: int, world_size: int, timeout: timed
     one silences fd 1 while it works, and two members starting at once in one process (the
     tests, the rollout bench) then leave stdout pointing at /dev/null for good."""
     from torch.distributed import PrefixStore, ProcessGroupGloo
-
-    from policy.learner_store import bound_store  # rank 0 listens on ``host`` only
 
     store = bound_store(host, port, world_size, rank == 0, timeout)
     return ProcessGroupGloo(PrefixStore("sailrl-weights", store), rank, world_size, timeout)
