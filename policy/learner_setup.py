@@ -13,6 +13,8 @@ import torch.distributed as dist
 
 from policy.learner_config import LearnerConfig
 
+_CHOSEN_PORT: list[str | None] = [None]  # MASTER_PORT as init_distributed last chose it
+
 
 def init_distributed(on_cuda: bool) -> None:
     """Initialise torch.distributed (nccl on GPU, gloo on CPU) unless already done; defaults
@@ -21,10 +23,12 @@ def init_distributed(on_cuda: bool) -> None:
         return
     if "WORLD_SIZE" not in os.environ or os.environ["WORLD_SIZE"] == "1":
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        if "MASTER_PORT" not in os.environ:
+        # A port we chose for an earlier single-process group in this process may still be
+        # held by its store: choose afresh unless the caller set one.
+        if os.environ.get("MASTER_PORT") in (None, _CHOSEN_PORT[0]):
             with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                os.environ["MASTER_PORT"] = str(sock.getsockname()[1])
+                sock.bind((os.environ["MASTER_ADDR"], 0))
+                _CHOSEN_PORT[0] = os.environ["MASTER_PORT"] = str(sock.getsockname()[1])
         os.environ.setdefault("RANK", "0")
         os.environ.setdefault("WORLD_SIZE", "1")
     for key in ("MASTER_ADDR", "MASTER_PORT", "RANK"):

@@ -90,11 +90,13 @@ def test_every_listening_socket_of_a_run_is_loopback(tmp_path):
 
 
 def _run_temp_dirs(tmp: str) -> list[str]:
-    """What the run left in its TMPDIR, less torch's compile cache (torchinductor_<user>,
-    a cache meant to outlive runs), then removes the directory."""
+    """What the run left in its TMPDIR, less the caches meant to outlive runs (torch's compile
+    cache torchinductor_<user>, the Arrow copies of data files sailrl-datasets-<uid>), then
+    removes the directory."""
     import shutil
 
-    left = sorted(p.name for p in Path(tmp).iterdir() if not p.name.startswith("torchinductor_"))
+    caches = ("torchinductor_", "sailrl-datasets-")
+    left = sorted(p.name for p in Path(tmp).iterdir() if not p.name.startswith(caches))
     shutil.rmtree(tmp, ignore_errors=True)
     return left
 
