@@ -14,7 +14,15 @@ import ray
 
 from rl.evaluation import eval_rewards
 from rl.plugins import reward_runtime_env
-from rl.topology import bundle_address, check_resources, place, remote_actor, start_ray
+from rl.topology import (
+    bundle_address,
+    check_resources,
+    machine_cores,
+    phase_threads,
+    place,
+    remote_actor,
+    start_ray,
+)
 from rl.workers import LearnerWorker, RewardWorker, RolloutWorker
 from rollout.types import GenerateResult
 
@@ -64,6 +72,10 @@ class Cluster:
         host, port = bundle_address(
             self.placement, self.placement.learner_bundles[0], cfg.ray.private
         )
+        learner_threads, rollout_threads = phase_threads(
+            cfg.ray, loop.num_learners, loop.num_rollout_engines, loop.overlap, machine_cores()
+        )
+        log.info("torch threads: learner %s, rollout %s", learner_threads, rollout_threads)
         self.learners = [
             remote_actor(
                 LearnerWorker,
@@ -77,6 +89,7 @@ class Cluster:
                 world_size=loop.num_learners,
                 master_port=port,
                 master_addr=host,
+                threads=learner_threads,
             )
             for rank, bundle in enumerate(self.placement.learner_bundles)
         ]
@@ -89,6 +102,7 @@ class Cluster:
                 cfg.ray.rollout_cpus,
                 cfg.ray.rollout_gpus,
                 config=engine_cfg,
+                threads=rollout_threads,
             )
             for bundle in self.placement.rollout_bundles
         ]

@@ -11,6 +11,18 @@ import os
 from typing import Any
 
 
+def use_threads(threads: int | None) -> None:
+    """Set this process's torch intra-op threads (None: leave them). Calls torch's own
+    setter directly: vLLM's CPU worker replaces ``torch.set_num_threads`` with a no-op in
+    the process that holds an in-process engine."""
+    if threads is None:
+        return
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch._C.set_num_threads(threads)
+
+
 class LearnerWorker:
     """One data-parallel learner rank (``policy.learner.Learner``)."""
 
@@ -22,6 +34,7 @@ class LearnerWorker:
         world_size: int,
         master_port: int,
         master_addr: str = "127.0.0.1",
+        threads: int | None = None,
     ) -> None:
         # Rank 0's node address (loopback when Ray is private); its store listens only there.
         os.environ.update(
@@ -33,18 +46,23 @@ class LearnerWorker:
         )
         from policy.learner import Learner
 
+        self.threads = threads  # torch threads of each phase (rl.topology.phase_threads)
+        use_threads(threads)
         self.rank = rank
         self.learner = Learner.from_pretrained(model_dir, config)
         self.channel = None  # rank 0's end of the weight broadcast (rollout.broadcast)
 
     def train_step(self, seqs: list, loss_fn: Any) -> dict[str, float]:
+        use_threads(self.threads)
         return self.learner.train_step(seqs, loss_fn)
 
     def logprobs(self, seqs: list) -> list:
+        use_threads(self.threads)
         return self.learner.logprobs(seqs)
 
     def export_weights(self, bucket_bytes: int) -> list:
         """Buckets of (public name, tensor) on rank 0; [] elsewhere (collective on ZeRO-3)."""
+        use_threads(self.threads)
         buckets = list(self.learner.export_weights(bucket_bytes))
         return buckets if self.rank == 0 else []
 
@@ -98,15 +116,19 @@ class LearnerWorker:
 class RolloutWorker:
     """One vLLM engine (``rollout.engine.RolloutEngine``)."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, threads: int | None = None) -> None:
         from rollout.engine import RolloutEngine
 
+        self.threads = threads  # torch threads of each phase (rl.topology.phase_threads)
+        use_threads(threads)
         self.engine = RolloutEngine(config)
 
     def generate(self, requests: list, sampling: Any) -> Any:
+        use_threads(self.threads)
         return self.engine.generate(requests, sampling)
 
     def update_weights(self, buckets: list, version: int) -> dict[str, float]:
+        use_threads(self.threads)
         return _sync_metrics(self.engine.update_weights(buckets, version))
 
     def weight_transport(self) -> str:
