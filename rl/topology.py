@@ -56,8 +56,8 @@ class RayConfig:
     # Private Ray: torch threads of each phase follow the machine's cores (see phase_threads);
     # false keeps Ray's OMP_NUM_THREADS (= the actor's num_cpus).
     phase_threads: bool = True
-    # Private Ray's object store (MiB); None: Ray's default, 30% of the machine's memory.
-    object_store_mib: int | None = 512
+    # Private Ray's object store (MiB); None: sized from the checkpoint (object_store_bytes).
+    object_store_mib: int | None = None
 
     def __post_init__(self):
         import math
@@ -103,9 +103,21 @@ def private_env() -> dict[str, str]:
     return env
 
 
-def start_ray(cfg: RayConfig, runtime_env: dict[str, Any] | None = None) -> None:
+def object_store_bytes(cfg: RayConfig, weight_bytes: int, memory_bytes: int) -> int:
+    """A private Ray's object store: ``ray.object_store_mib``, or room for two copies of
+    the weights (the buckets of one sync, in flight while the last one is released) plus
+    256 MiB for rollouts and batches, at most Ray's own default (30% of memory)."""
+    if cfg.object_store_mib is not None:
+        return cfg.object_store_mib << 20
+    return min(2 * weight_bytes + (256 << 20), max(80 << 20, int(0.3 * memory_bytes)))
+
+
+def start_ray(
+    cfg: RayConfig, runtime_env: dict[str, Any] | None = None, store_bytes: int | None = None
+) -> None:
     """Start (or join) Ray once per process; ``runtime_env`` adds job-level runtime
-    environment fields (e.g. ``py_modules`` of reward plug-ins, rl.plugins)."""
+    environment fields (e.g. ``py_modules`` of reward plug-ins, rl.plugins);
+    ``store_bytes`` sizes a private Ray's object store (None: Ray's default)."""
     if ray.is_initialized():
         return
     # vLLM's per-step INFO/WARNING lines drown the progress bar; VLLM_LOGGING_LEVEL=INFO
@@ -139,7 +151,7 @@ def start_ray(cfg: RayConfig, runtime_env: dict[str, Any] | None = None) -> None
     ray.init(
         num_cpus=cfg.num_cpus or max(4, os.cpu_count() or 1),
         include_dashboard=False,
-        object_store_memory=None if cfg.object_store_mib is None else cfg.object_store_mib << 20,
+        object_store_memory=store_bytes,
         _node_ip_address="127.0.0.1",
         runtime_env=env,
         configure_logging=False,

@@ -60,8 +60,8 @@ class RolloutConfig:
             raise ValueError(f"max_images_per_prompt={self.max_images_per_prompt} must be >= 0")
 
 
-# The most an automatically sized CPU KV cache reserves (the fixed default it replaced).
-KV_CACHE_CAP_GIB = 1.0
+# The most an automatically sized CPU KV cache reserves (what the tiny recipe set by hand).
+KV_CACHE_CAP_GIB = 0.5
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 

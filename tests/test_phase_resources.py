@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rl.topology import RayConfig, phase_threads
+from rl.topology import RayConfig, object_store_bytes, phase_threads
 from rl.workers import use_threads
-from rollout.config import RolloutConfig, kv_cache_bytes
+from rollout.config import KV_CACHE_CAP_GIB, RolloutConfig, kv_cache_bytes
 
 
 def test_synchronous_loop_gives_each_phase_every_core():
@@ -52,9 +52,12 @@ def test_use_threads_bypasses_a_replaced_setter(monkeypatch):
         torch._C.set_num_threads(before)
 
 
-def test_object_store_size_is_checked():
-    assert RayConfig().object_store_mib == 512
-    assert RayConfig(object_store_mib=None).object_store_mib is None
+def test_object_store_is_sized_from_the_weights():
+    mib, gib = 2**20, 2**30
+    # Two copies of the weights plus 256 MiB, at most 30% of memory.
+    assert object_store_bytes(RayConfig(), 400 * mib, 24 * gib) == 1056 * mib
+    assert object_store_bytes(RayConfig(), 8 * gib, 24 * gib) == int(0.3 * 24 * gib)
+    assert object_store_bytes(RayConfig(object_store_mib=300), 8 * gib, 24 * gib) == 300 * mib
     with pytest.raises(ValueError, match="ray.object_store_mib"):
         RayConfig(object_store_mib=10)
 
@@ -62,8 +65,8 @@ def test_object_store_size_is_checked():
 def test_kv_cache_is_sized_from_sequences_and_model_dims():
     # tiny preset: 2 layers, 1 KV head of 64, fp32 -> 1 KiB per token.
     assert kv_cache_bytes(64, 2048, 2, 1, 64, 4) == 64 * 2048 * 1024
-    # ~106M preset at 2048 tokens needs 4 GiB: capped at 1 GiB.
-    assert kv_cache_bytes(64, 2048, 8, 8, 64, 4) == 2**30
+    # ~106M preset at 2048 tokens needs 4 GiB: capped at KV_CACHE_CAP_GIB.
+    assert kv_cache_bytes(64, 2048, 8, 8, 64, 4) == int(KV_CACHE_CAP_GIB * 2**30) < 2**32
     # Never less than one whole sequence, even above the cap.
     assert kv_cache_bytes(1, 4096, 8, 8, 64, 4, cap_gib=0.01) == 4096 * 8 * 2 * 8 * 64 * 4
     assert RolloutConfig(model="x").kv_cache_gib is None

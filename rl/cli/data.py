@@ -97,7 +97,7 @@ def _common(parser: argparse.ArgumentParser, temperature: float) -> None:
         "--kv-cache-gib",
         type=float,
         default=None,
-        help="CPU KV cache GiB (default: what max_num_seqs x max-model-len need, <= 1)",
+        help="CPU KV cache GiB (default: what max_num_seqs x max-model-len need, <= 0.5)",
     )
     read_option_args(parser)
 

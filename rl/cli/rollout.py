@@ -48,7 +48,7 @@ def _engine_arguments(parser: argparse.ArgumentParser) -> None:
         "--kv-cache-gib",
         type=float,
         default=None,
-        help="CPU KV cache GiB (default: what max_num_seqs x max-model-len need, <= 1)",
+        help="CPU KV cache GiB (default: what max_num_seqs x max-model-len need, <= 0.5)",
     )
 
 
