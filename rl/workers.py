@@ -7,7 +7,9 @@ ObjectRefs along (weights go learner -> engine without passing through the drive
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 from typing import Any
 
 
@@ -21,6 +23,18 @@ def use_threads(threads: int | None) -> None:
 
     if torch.get_num_threads() != threads:
         torch._C.set_num_threads(threads)
+
+
+def release_memory() -> None:
+    """Hand the heap's free pages back to the system after a phase (glibc keeps them
+    otherwise, so a learner idle during generation would still hold its training peak, and
+    the engine its generation peak during training)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+        except OSError:  # not glibc (musl): nothing to trim
+            return
+        libc.malloc_trim(0)
 
 
 class LearnerWorker:
@@ -54,11 +68,17 @@ class LearnerWorker:
 
     def train_step(self, seqs: list, loss_fn: Any) -> dict[str, float]:
         use_threads(self.threads)
-        return self.learner.train_step(seqs, loss_fn)
+        try:
+            return self.learner.train_step(seqs, loss_fn)
+        finally:
+            release_memory()
 
     def logprobs(self, seqs: list) -> list:
         use_threads(self.threads)
-        return self.learner.logprobs(seqs)
+        try:
+            return self.learner.logprobs(seqs)
+        finally:
+            release_memory()
 
     def export_weights(self, bucket_bytes: int) -> list:
         """Buckets of (public name, tensor) on rank 0; [] elsewhere (collective on ZeRO-3)."""
@@ -125,7 +145,10 @@ class RolloutWorker:
 
     def generate(self, requests: list, sampling: Any) -> Any:
         use_threads(self.threads)
-        return self.engine.generate(requests, sampling)
+        try:
+            return self.engine.generate(requests, sampling)
+        finally:
+            release_memory()
 
     def update_weights(self, buckets: list, version: int) -> dict[str, float]:
         use_threads(self.threads)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rl.topology import RayConfig, object_store_bytes, phase_threads
-from rl.workers import use_threads
+from rl.workers import release_memory, use_threads
 from rollout.config import KV_CACHE_CAP_GIB, RolloutConfig, kv_cache_bytes
 
 
@@ -71,3 +71,31 @@ def test_kv_cache_is_sized_from_sequences_and_model_dims():
     assert kv_cache_bytes(1, 4096, 8, 8, 64, 4, cap_gib=0.01) == 4096 * 8 * 2 * 8 * 64 * 4
     assert RolloutConfig(model="x").kv_cache_gib is None
     assert RolloutConfig(model="x", kv_cache_gib=0.25).kv_cache_gib == 0.25
+
+
+def test_release_memory_returns_freed_heap_pages():
+    psutil = pytest.importorskip("psutil")
+    if not psutil.LINUX:
+        pytest.skip("glibc's malloc_trim")
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    me = psutil.Process()
+    # 64 KiB blocks (below mmap's threshold) land on the heap; with small ones kept between
+    # them, freeing the big ones leaves holes that glibc keeps until it is asked to trim.
+    big, small = [], []
+    for _ in range(4096):  # 256 MiB
+        block = libc.malloc(64 * 1024)
+        ctypes.memset(block, 1, 64 * 1024)
+        big.append(block)
+        small.append(libc.malloc(64))
+    for block in big:
+        libc.free(block)
+    before = me.memory_info().rss
+    release_memory()
+    after = me.memory_info().rss
+    for block in small:
+        libc.free(block)
+    assert after < before - (128 << 20), (before, after)
