@@ -136,10 +136,6 @@ def start_ray(
         return
     # Temporary files of the run's actors (multiprocessing's pymp-*, torch, vLLM) go to one
     # directory that is removed when this process exits (or by the next run after a kill).
-    # torch inductor (vLLM compiles a few CPU kernels even when eager) keeps its cache under
-    # TMPDIR by default: point it at the one a plain process uses, so runs reuse compiled
-    # kernels instead of compiling them again in every run's first step (seconds).
-    env["env_vars"]["TORCHINDUCTOR_CACHE_DIR"] = inductor_cache_dir()
     env["env_vars"]["TMPDIR"] = run_tmpdir()
     os.environ.update(private_env())
     # Ray read both settings when it was imported (this module imports it): refresh them
@@ -173,16 +169,6 @@ def start_ray(
             f"private Ray came up on {node_ip}, not loopback, without token authentication; "
             "unset RAY_AUTH_MODE (sailrl then turns token authentication on)"
         )
-
-
-def inductor_cache_dir() -> str:
-    """``TORCHINDUCTOR_CACHE_DIR`` if set, else torch inductor's default for this user
-    (``<tempdir>/torchinductor_<user>``, with this process's temporary directory)."""
-    import getpass
-
-    return os.environ.get("TORCHINDUCTOR_CACHE_DIR") or str(
-        Path(tempfile.gettempdir()) / f"torchinductor_{getpass.getuser()}"
-    )
 
 
 TMP_PREFIX = "sailrl-ray-"

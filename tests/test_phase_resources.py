@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rl.topology import RayConfig, inductor_cache_dir, object_store_bytes, phase_threads
+from rl.topology import RayConfig, object_store_bytes, phase_threads
 from rl.workers import release_memory, use_threads
 from rollout.config import KV_CACHE_CAP_GIB, RolloutConfig, kv_cache_bytes
 
@@ -99,15 +99,3 @@ def test_release_memory_returns_freed_heap_pages():
     for block in small:
         libc.free(block)
     assert after < before - (128 << 20), (before, after)
-
-
-def test_inductor_cache_outlives_the_run_tmpdir(monkeypatch, tmp_path):
-    # Not under the per-run TMPDIR (removed at exit): compiled kernels are reused by runs.
-    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    import tempfile
-
-    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
-    assert inductor_cache_dir().startswith(str(tmp_path / "torchinductor_"))
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/somewhere")
-    assert inductor_cache_dir() == "/somewhere"
