@@ -381,6 +381,9 @@ class Learner:
                     n = float(mb.loss_mask.sum())
                     mean = float((entropy.detach() * mb.loss_mask).sum()) / max(n, 1.0)
                     sums.add({"entropy": Metric.token_mean(mean, n)})
+            # Free this micro-batch's logits and activations before the next forward (they
+            # would otherwise live through it: a second micro-batch's worth of peak memory).
+            del out, logprobs, entropy, loss, total, backward_loss, mb
         applied, norm = self._optimizer_step()
         kinds = self._agreed_kinds(sums.kinds())
         sums.all_reduce(

@@ -6,15 +6,26 @@ gather the results; tensors travel actor to actor as ObjectRefs.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import ray
 
 from rl.evaluation import eval_rewards
 from rl.plugins import reward_runtime_env
-from rl.topology import bundle_address, check_resources, place, remote_actor, start_ray
+from rl.topology import (
+    bundle_address,
+    check_resources,
+    machine_cores,
+    object_store_bytes,
+    phase_threads,
+    place,
+    remote_actor,
+    start_ray,
+)
 from rl.workers import LearnerWorker, RewardWorker, RolloutWorker
 from rollout.types import GenerateResult
 
@@ -46,6 +57,13 @@ def root_cause(err: BaseException) -> BaseException:
     return err
 
 
+def _store_bytes(cfg: Any, model_dir: str) -> int:
+    """The private object store for this checkpoint (rl.topology.object_store_bytes)."""
+    weights = sum(f.stat().st_size for f in Path(model_dir).glob("*.safetensors"))
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return object_store_bytes(cfg, weights, memory)
+
+
 def _shards(items: list, n: int) -> list[list[int]]:
     """Indices of ``items`` dealt round-robin to ``n`` ranks (similar token loads)."""
     return [list(range(i, len(items), n)) for i in range(n)]
@@ -58,12 +76,20 @@ class Cluster:
         loop = cfg.rl
         check_resources(cfg.ray, loop.num_learners, loop.num_rollout_engines)
         # On a cluster, reward plug-ins travel to the workers as py_modules (rl.plugins).
-        start_ray(cfg.ray, reward_runtime_env(cfg.rewards.custom, cluster=bool(cfg.ray.address)))
+        start_ray(
+            cfg.ray,
+            reward_runtime_env(cfg.rewards.custom, cluster=bool(cfg.ray.address)),
+            _store_bytes(cfg.ray, model_dir),
+        )
         self.placement = place(cfg.ray, loop.num_learners, loop.num_rollout_engines)
         # The learner group meets at rank 0's node (loopback when Ray is private).
         host, port = bundle_address(
             self.placement, self.placement.learner_bundles[0], cfg.ray.private
         )
+        learner_threads, rollout_threads = phase_threads(
+            cfg.ray, loop.num_learners, loop.num_rollout_engines, loop.overlap, machine_cores()
+        )
+        log.info("torch threads: learner %s, rollout %s", learner_threads, rollout_threads)
         self.learners = [
             remote_actor(
                 LearnerWorker,
@@ -77,6 +103,7 @@ class Cluster:
                 world_size=loop.num_learners,
                 master_port=port,
                 master_addr=host,
+                threads=learner_threads,
             )
             for rank, bundle in enumerate(self.placement.learner_bundles)
         ]
@@ -89,6 +116,7 @@ class Cluster:
                 cfg.ray.rollout_cpus,
                 cfg.ray.rollout_gpus,
                 config=engine_cfg,
+                threads=rollout_threads,
             )
             for bundle in self.placement.rollout_bundles
         ]

@@ -180,7 +180,8 @@ class Pipeline:
 
     def _engine_args(self) -> list[str]:
         r = self.cfg.rollout
-        args = ["--dtype", r.dtype, "--kv-cache-gib", str(r.kv_cache_gib)]
+        args = ["--dtype", r.dtype]
+        args += ["--kv-cache-gib", str(r.kv_cache_gib)] if r.kv_cache_gib is not None else []
         return args + (["--max-model-len", str(r.max_model_len)] if r.max_model_len else [])
 
     # -- stages ----------------------------------------------------------------------------

@@ -54,6 +54,11 @@ class RayConfig:
     rollout_cpus: float = 1.0
     rollout_gpus: float = 0.0
     reward_cpus: float = 0.5
+    # Private Ray: torch threads of each phase follow the machine's cores (see phase_threads);
+    # false keeps Ray's OMP_NUM_THREADS (= the actor's num_cpus).
+    phase_threads: bool = True
+    # Private Ray's object store (MiB); None: sized from the checkpoint (object_store_bytes).
+    object_store_mib: int | None = None
 
     def __post_init__(self):
         import math
@@ -65,6 +70,11 @@ class RayConfig:
         if self.num_cpus is not None and self.num_cpus < 1:
             raise ValueError(
                 f"ray.num_cpus: must be >= 1 (or null for all cores), got {self.num_cpus}"
+            )
+        if self.object_store_mib is not None and self.object_store_mib < 80:
+            raise ValueError(
+                f"ray.object_store_mib: must be >= 80 (Ray's minimum) or null, "
+                f"got {self.object_store_mib}"
             )
         if self.learner_cpus + self.learner_gpus == 0 or self.rollout_cpus + self.rollout_gpus == 0:
             raise ValueError("ray.learner_* / ray.rollout_*: each actor needs some CPU or GPU")
@@ -84,9 +94,21 @@ def private_env() -> dict[str, str]:
     return env
 
 
-def start_ray(cfg: RayConfig, runtime_env: dict[str, Any] | None = None) -> None:
+def object_store_bytes(cfg: RayConfig, weight_bytes: int, memory_bytes: int) -> int:
+    """A private Ray's object store: ``ray.object_store_mib``, or room for two copies of
+    the weights (the buckets of one sync, in flight while the last one is released) plus
+    256 MiB for rollouts and batches, at most Ray's own default (30% of memory)."""
+    if cfg.object_store_mib is not None:
+        return cfg.object_store_mib << 20
+    return min(2 * weight_bytes + (256 << 20), max(80 << 20, int(0.3 * memory_bytes)))
+
+
+def start_ray(
+    cfg: RayConfig, runtime_env: dict[str, Any] | None = None, store_bytes: int | None = None
+) -> None:
     """Start (or join) Ray once per process; ``runtime_env`` adds job-level runtime
-    environment fields (e.g. ``py_modules`` of reward plug-ins, rl.plugins)."""
+    environment fields (e.g. ``py_modules`` of reward plug-ins, rl.plugins);
+    ``store_bytes`` sizes a private Ray's object store (None: Ray's default)."""
     if ray.is_initialized():
         return
     # vLLM's per-step INFO/WARNING lines drown the progress bar; VLLM_LOGGING_LEVEL=INFO
@@ -120,6 +142,7 @@ def start_ray(cfg: RayConfig, runtime_env: dict[str, Any] | None = None) -> None
     ray.init(
         num_cpus=cfg.num_cpus or max(4, os.cpu_count() or 1),
         include_dashboard=False,
+        object_store_memory=store_bytes,
         _node_ip_address="127.0.0.1",
         runtime_env=env,
         configure_logging=False,
@@ -218,6 +241,35 @@ class Placement:
 
     def remove(self) -> None:
         remove_placement_group(self.group)
+
+
+def machine_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def phase_threads(
+    cfg: RayConfig, num_learners: int, num_rollouts: int, overlap: bool, cores: int
+) -> tuple[int | None, int | None]:
+    """Torch threads of (each learner rank, each rollout engine), None: leave Ray's.
+
+    Only a private Ray (one machine) with ``ray.phase_threads``: with the synchronous loop
+    the phases alternate, so the phase that runs gets every core (``ray.num_cpus`` caps
+    them), shared among its own actors; with ``rl.overlap`` generation and training run at
+    once and split the cores in proportion to their ``ray.*_cpus``, at least one each.
+    On GPUs the threads only feed the devices and Ray's setting stays."""
+    if not cfg.private or not cfg.phase_threads or cfg.learner_gpus or cfg.rollout_gpus:
+        return None, None
+    cores = max(1, min(cores, cfg.num_cpus or cores))
+    if not overlap:
+        return max(1, cores // num_learners), max(1, cores // num_rollouts)
+    want_l = num_learners * cfg.learner_cpus
+    share = want_l / (want_l + num_rollouts * cfg.rollout_cpus)
+    learner_cores = min(cores - 1, max(1, round(cores * share))) if cores > 1 else 1
+    rollout_cores = max(1, cores - learner_cores)
+    return max(1, learner_cores // num_learners), max(1, rollout_cores // num_rollouts)
 
 
 def check_resources(cfg: RayConfig, num_learners: int, num_rollouts: int) -> None:

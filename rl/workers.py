@@ -7,8 +7,34 @@ ObjectRefs along (weights go learner -> engine without passing through the drive
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 from typing import Any
+
+
+def use_threads(threads: int | None) -> None:
+    """Set this process's torch intra-op threads (None: leave them). Calls torch's own
+    setter directly: vLLM's CPU worker replaces ``torch.set_num_threads`` with a no-op in
+    the process that holds an in-process engine."""
+    if threads is None:
+        return
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch._C.set_num_threads(threads)
+
+
+def release_memory() -> None:
+    """Hand the heap's free pages back to the system after a phase (glibc keeps them
+    otherwise, so a learner idle during generation would still hold its training peak, and
+    the engine its generation peak during training)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+        except OSError:  # not glibc (musl): nothing to trim
+            return
+        libc.malloc_trim(0)
 
 
 class LearnerWorker:
@@ -22,6 +48,7 @@ class LearnerWorker:
         world_size: int,
         master_port: int,
         master_addr: str = "127.0.0.1",
+        threads: int | None = None,
     ) -> None:
         # Rank 0's node address (loopback when Ray is private); its store listens only there.
         os.environ.update(
@@ -33,18 +60,29 @@ class LearnerWorker:
         )
         from policy.learner import Learner
 
+        self.threads = threads  # torch threads of each phase (rl.topology.phase_threads)
+        use_threads(threads)
         self.rank = rank
         self.learner = Learner.from_pretrained(model_dir, config)
         self.channel = None  # rank 0's end of the weight broadcast (rollout.broadcast)
 
     def train_step(self, seqs: list, loss_fn: Any) -> dict[str, float]:
-        return self.learner.train_step(seqs, loss_fn)
+        use_threads(self.threads)
+        try:
+            return self.learner.train_step(seqs, loss_fn)
+        finally:
+            release_memory()
 
     def logprobs(self, seqs: list) -> list:
-        return self.learner.logprobs(seqs)
+        use_threads(self.threads)
+        try:
+            return self.learner.logprobs(seqs)
+        finally:
+            release_memory()
 
     def export_weights(self, bucket_bytes: int) -> list:
         """Buckets of (public name, tensor) on rank 0; [] elsewhere (collective on ZeRO-3)."""
+        use_threads(self.threads)
         buckets = list(self.learner.export_weights(bucket_bytes))
         return buckets if self.rank == 0 else []
 
@@ -98,15 +136,22 @@ class LearnerWorker:
 class RolloutWorker:
     """One vLLM engine (``rollout.engine.RolloutEngine``)."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, threads: int | None = None) -> None:
         from rollout.engine import RolloutEngine
 
+        self.threads = threads  # torch threads of each phase (rl.topology.phase_threads)
+        use_threads(threads)
         self.engine = RolloutEngine(config)
 
     def generate(self, requests: list, sampling: Any) -> Any:
-        return self.engine.generate(requests, sampling)
+        use_threads(self.threads)
+        try:
+            return self.engine.generate(requests, sampling)
+        finally:
+            release_memory()
 
     def update_weights(self, buckets: list, version: int) -> dict[str, float]:
+        use_threads(self.threads)
         return _sync_metrics(self.engine.update_weights(buckets, version))
 
     def weight_transport(self) -> str:

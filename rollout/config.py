@@ -21,7 +21,9 @@ class RolloutConfig:
     broadcasts over NCCL (CUDA only); "gloo": the same broadcast over TCP; "local": buckets
     travel as Ray objects and are handed over in-process; "auto": "nccl" on CUDA, "local"
     elsewhere. ``weight_sync_timeout_s`` bounds a gloo broadcast (NCCL has no timeout).
-    ``kv_cache_gib`` sizes the CPU KV cache; ``gpu_memory_utilization`` the GPU's.
+    ``kv_cache_gib`` sizes the CPU KV cache (None: what ``max_num_seqs`` sequences of
+    ``max_model_len`` tokens need, at most ``KV_CACHE_CAP_GIB``; see ``kv_cache_bytes``);
+    ``gpu_memory_utilization`` the GPU's.
     """
 
     model: str = ""  # the checkpoint dir; RL stages fill it in from model.path
@@ -36,7 +38,7 @@ class RolloutConfig:
     in_process: bool = True
     enforce_eager: bool = True
     enable_prefix_caching: bool = True
-    kv_cache_gib: float = 1.0
+    kv_cache_gib: float | None = None
     gpu_memory_utilization: float = 0.5
     weight_transfer: Literal["auto", "local", "nccl", "gloo"] = "auto"
     weight_sync_timeout_s: float = 600.0
@@ -46,7 +48,7 @@ class RolloutConfig:
     def __post_init__(self) -> None:
         if self.max_model_len is not None and self.max_model_len < 16:
             raise ValueError(f"max_model_len={self.max_model_len} is too small (>= 16)")
-        if self.kv_cache_gib <= 0:
+        if self.kv_cache_gib is not None and self.kv_cache_gib <= 0:
             raise ValueError(f"kv_cache_gib={self.kv_cache_gib} must be > 0")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ValueError(
@@ -56,3 +58,26 @@ class RolloutConfig:
             raise ValueError(f"weight_sync_timeout_s={self.weight_sync_timeout_s} must be > 0")
         if self.max_images_per_prompt < 0:
             raise ValueError(f"max_images_per_prompt={self.max_images_per_prompt} must be >= 0")
+
+
+# The most an automatically sized CPU KV cache reserves (what the tiny recipe set by hand).
+KV_CACHE_CAP_GIB = 0.5
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+def kv_cache_bytes(
+    num_seqs: int,
+    model_len: int,
+    layers: int,
+    kv_heads: int,
+    head_dim: int,
+    dtype_bytes: int,
+    cap_gib: float = KV_CACHE_CAP_GIB,
+) -> int:
+    """CPU KV cache for ``num_seqs`` sequences of ``model_len`` tokens (keys and values of
+    every layer), at most ``cap_gib`` but never less than one whole sequence (vLLM refuses
+    to start otherwise). vLLM-CPU writes zeros over its whole reservation at start-up, so
+    this is resident memory from the first second."""
+    per_token = 2 * layers * kv_heads * head_dim * dtype_bytes
+    need = num_seqs * model_len * per_token
+    return max(model_len * per_token, min(need, int(cap_gib * 2**30)))

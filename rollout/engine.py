@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from rollout.config import RolloutConfig
+from rollout.config import DTYPE_BYTES, RolloutConfig, kv_cache_bytes
 from rollout.types import Completion, GenerateResult, RolloutRequest, SamplingSettings
 from rollout.weight_names import check_names
 
@@ -108,7 +108,7 @@ class RolloutEngine:
         if self.is_cuda:
             kwargs["gpu_memory_utilization"] = config.gpu_memory_utilization
         else:
-            kwargs["kv_cache_memory_bytes"] = int(config.kv_cache_gib * 2**30)
+            kwargs["kv_cache_memory_bytes"] = _kv_cache_bytes(config, hf_config.llm_config)
         batched = config.max_num_batched_tokens
         if batched is None and not self.is_cuda:
             model_len = config.max_model_len or hf_config.llm_config.max_position_embeddings
@@ -372,4 +372,25 @@ def _completion(prepared, sample, version: int) -> Completion:
         text=sample.text,
         finish_reason=reason,
         weight_version=version,
+    )
+
+
+def _kv_cache_bytes(config: RolloutConfig, llm: Any) -> int:
+    """``config.kv_cache_gib``, or what ``max_num_seqs`` x ``max_model_len`` tokens of this
+    language model need (rollout.config.kv_cache_bytes)."""
+    if config.kv_cache_gib is not None:
+        return int(config.kv_cache_gib * 2**30)
+    dtype = config.dtype
+    if dtype == "auto":
+        dtype = str(getattr(llm, "torch_dtype", None) or getattr(llm, "dtype", None) or "float32")
+    dtype_bytes = DTYPE_BYTES.get(dtype.removeprefix("torch."), 4)
+    heads = llm.num_attention_heads
+    head_dim = getattr(llm, "head_dim", None) or llm.hidden_size // heads
+    return kv_cache_bytes(
+        config.max_num_seqs,
+        config.max_model_len or llm.max_position_embeddings,
+        llm.num_hidden_layers,
+        getattr(llm, "num_key_value_heads", None) or heads,
+        head_dim,
+        dtype_bytes,
     )

@@ -96,7 +96,12 @@ def _common(parser: argparse.ArgumentParser, temperature: float) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", default="auto", choices=DTYPES)
     parser.add_argument("--max-model-len", type=int, default=None)
-    parser.add_argument("--kv-cache-gib", type=float, default=1.0, help="CPU KV cache size")
+    parser.add_argument(
+        "--kv-cache-gib",
+        type=float,
+        default=None,
+        help="CPU KV cache GiB (default: what max_num_seqs x max-model-len need, <= 0.5)",
+    )
     read_option_args(parser)
 
 

@@ -45,7 +45,12 @@ def register(sub) -> None:
 def _engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="auto", choices=DTYPES)
     parser.add_argument("--max-model-len", type=int, default=None)
-    parser.add_argument("--kv-cache-gib", type=float, default=1.0, help="CPU KV cache size")
+    parser.add_argument(
+        "--kv-cache-gib",
+        type=float,
+        default=None,
+        help="CPU KV cache GiB (default: what max_num_seqs x max-model-len need, <= 0.5)",
+    )
 
 
 def _generate(args: argparse.Namespace) -> int:
