@@ -56,13 +56,13 @@ def settings_for(model: str, args: argparse.Namespace) -> dict[str, Any]:
     """The shared settings of one model: per-model defaults, command-line overrides, and the
     optimiser / loss values read from the sailrl configs, so both sides use the same numbers."""
     from policy.learner_config import LearnerConfig
-    from rl.algos.config import AlgoConfig
+    from rl.algos.ppo_clip import Dapo
 
     s = dict(DEFAULTS[model])
     for key in (*s, "lr"):
         if getattr(args, key, None) is not None:
             s[key] = getattr(args, key)
-    learner, algo = LearnerConfig(), AlgoConfig()
+    learner, algo = LearnerConfig(), Dapo()
     s.update(temperature=1.0, top_p=1.0, betas=list(learner.betas), adam_eps=learner.eps,
              weight_decay=learner.weight_decay, grad_clip=1.0, clip_low=algo.clip_low,
              clip_high=algo.clip_high)  # fmt: skip
@@ -77,7 +77,7 @@ def sailrl_overrides(model: str, s: dict[str, Any], run_dir: Path, seed: int) ->
         f"rl.temperature={s['temperature']}", f"rl.top_p={s['top_p']}",
         "rl.probe_parity=false", "rl.eval_every=0", f"rl.save_every={s['steps']}",
         "algo.loss=dapo", "algo.kl=null", "algo.dynamic_sampling=false",
-        f"algo.clip_low={s['clip_low']}", f"algo.clip_high={s['clip_high']}",
+        f"algo.loss.clip_low={s['clip_low']}", f"algo.loss.clip_high={s['clip_high']}",
         f"learner.lr={s['lr']}", "learner.warmup_steps=0", "learner.schedule=constant",
         f"learner.grad_clip={s['grad_clip']}", "learner.dtype=float32",
         f"rewards.custom.digits={REWARD}",
