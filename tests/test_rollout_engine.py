@@ -212,7 +212,7 @@ def _broadcast(engine, buckets_for_rounds):
     (stats or exception) and the sender's."""
     import threading
 
-    from rl.topology import free_port
+    from rl.cluster.topology import free_port
     from rollout.broadcast import Channel, send_stream
 
     port = free_port()

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny-rl.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny-rl.yaml"
 PHASES = ("generate", "reward", "train", "sync", "step")
 
 
@@ -54,13 +54,12 @@ def step_report(row: dict[str, Any], samples: int) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    import ray
-
     from policy.checkpoint import load_config
     from policy.params import parameter_summary
-    from rl.driver import run_rl
-    from rl.experiment import load_experiment
-    from rl.runlog import read_metrics
+    from rl.cluster import connect, stop_ray
+    from rl.loop.driver import run_rl
+    from rl.run.experiment import load_experiment
+    from rl.run.runlog import read_metrics
 
     results: dict[str, Any] = {}
     try:
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "algo.dynamic_sampling=false", "learner.lr=1e-5",
                     f"rollout.weight_transfer={args.weight_transfer}",
                 ])  # fmt: skip
-                run_rl(cfg)
+                run_rl(cfg, connect=connect)
                 last = read_metrics(tmp)[-1]
                 params = parameter_summary(load_config(Path(tmp) / "init-model"))
             results[preset] = {
@@ -81,7 +80,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 **step_report(last, args.prompts * args.group_size),
             }
     finally:
-        ray.shutdown()
+        stop_ray()
     return {"bench": "rl", "prompts_per_step": args.prompts, "group_size": args.group_size,
             "max_new_tokens": args.max_new_tokens, "weight_transfer": args.weight_transfer,
             "models": results}  # fmt: skip

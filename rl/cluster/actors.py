@@ -14,11 +14,9 @@ from typing import Any
 
 import ray
 
-from rl.evaluation import eval_rewards
-from rl.plugins import reward_runtime_env
-from rl.topology import (
+from rl.cluster.plugins import reward_runtime_env
+from rl.cluster.topology import (
     bundle_address,
-    check_resources,
     machine_cores,
     object_store_bytes,
     phase_threads,
@@ -26,7 +24,9 @@ from rl.topology import (
     remote_actor,
     start_ray,
 )
-from rl.workers import LearnerWorker, RewardWorker, RolloutWorker
+from rl.cluster.workers import LearnerWorker, RewardWorker, RolloutWorker
+from rl.run.eval_rewards import eval_rewards
+from rl.run.resources import check_resources
 from rollout.types import GenerateResult
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def root_cause(err: BaseException) -> BaseException:
 
 
 def _store_bytes(cfg: Any, model_dir: str) -> int:
-    """The private object store for this checkpoint (rl.topology.object_store_bytes)."""
+    """The private object store for this checkpoint (rl.cluster.topology.object_store_bytes)."""
     weights = sum(f.stat().st_size for f in Path(model_dir).glob("*.safetensors"))
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return object_store_bytes(cfg, weights, memory)
@@ -75,7 +75,7 @@ class Cluster:
     def __init__(self, cfg: Any, model_dir: str) -> None:
         loop = cfg.rl
         check_resources(cfg.ray, loop.num_learners, loop.num_rollout_engines)
-        # On a cluster, reward plug-ins travel to the workers as py_modules (rl.plugins).
+        # On a cluster, reward plug-ins travel to the workers as py_modules (rl.cluster.plugins).
         start_ray(
             cfg.ray,
             reward_runtime_env(cfg.rewards.custom, cluster=bool(cfg.ray.address)),

@@ -13,7 +13,7 @@ import torch
 
 from policy.data import Example
 from rewards import RewardInput
-from rl.batching import Prompt
+from rl.algos.batching import Prompt
 from rollout.types import RolloutRequest
 
 

@@ -1,4 +1,4 @@
-"""Ray-free worker classes; ``rl.topology`` makes them Ray actors where they are placed.
+"""Ray-free worker classes; ``rl.cluster.topology`` makes them Ray actors where they are placed.
 
 Each worker owns one heavy object (a learner rank, a vLLM engine, a reward process pool)
 and exposes typed methods; the driver calls them through actor handles and passes
@@ -60,7 +60,7 @@ class LearnerWorker:
         )
         from policy.learner import Learner
 
-        self.threads = threads  # torch threads of each phase (rl.topology.phase_threads)
+        self.threads = threads  # torch threads of each phase (rl.cluster.topology.phase_threads)
         use_threads(threads)
         self.rank = rank
         self.learner = Learner.from_pretrained(model_dir, config)
@@ -89,7 +89,7 @@ class LearnerWorker:
     def weight_channel_address(self, loopback: bool) -> tuple[str, int]:
         """Where this rank can host the weight broadcast group: 127.0.0.1 (everything on
         one machine) or this node's address (a cluster), and a free port there."""
-        from rl.topology import rendezvous_address
+        from rl.cluster.topology import rendezvous_address
 
         return rendezvous_address(loopback)
 
@@ -139,7 +139,7 @@ class RolloutWorker:
     def __init__(self, config: Any, threads: int | None = None) -> None:
         from rollout.engine import RolloutEngine
 
-        self.threads = threads  # torch threads of each phase (rl.topology.phase_threads)
+        self.threads = threads  # torch threads of each phase (rl.cluster.topology.phase_threads)
         use_threads(threads)
         self.engine = RolloutEngine(config)
 
