@@ -37,6 +37,9 @@ def stage_summary(info: dict[str, Any]) -> dict[str, Any]:
                 "format_rate": ev[f"eval/{mode}/format_rate"],
                 "response_length": ev[f"eval/{mode}/response_length"],
             }
+    for key in ("seconds", "pass_seconds"):  # what the held-out eval after the stage took
+        if f"eval/{key}" in ev:
+            out[f"eval_{key}"] = round(ev[f"eval/{key}"], 1)
     if info.get("run") and "algo" in info:  # an RL stage: its reward curve
         rows = read_metrics(info["run"])
         out["algo"] = info["algo"]

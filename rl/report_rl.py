@@ -155,6 +155,8 @@ def _stage(name, info, previous, modes, shown) -> dict[str, Any]:
     before = read_records(before_info)
     out: dict[str, Any] = {"before_stage": before_name, "modes": {}, "samples": []}
     out["reward_components"] = reward_components(rows)
+    # seconds the in-loop held-out evals (the curve points) added to the stage
+    out["curve_eval_seconds"] = round(sum(r.get("time/eval", 0.0) for r in rows), 1)
     for mode in modes:
         entry: dict[str, Any] = {}
         if before and after:
