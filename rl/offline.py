@@ -116,6 +116,7 @@ class PassAtK:
     k: int
     n: int
     temperature: float = 1.0
+    modes: list[str] | None = None  # None: the eval's modes
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.n < self.k:
@@ -147,7 +148,8 @@ def run_eval(model_dir, data, cfg: OfflineConfig, modes=("think", "direct"), k=1
             t = time.perf_counter()
             sampled: list[dict[str, Any]] = []
             evaluate(
-                examples, modes, s.builder, s.engine.generate, s.score, samples=pass_at.n,
+                examples, pass_at.modes or modes, s.builder, s.engine.generate, s.score,
+                samples=pass_at.n,
                 temperature=pass_at.temperature, max_tokens=cfg.max_tokens, seed=cfg.seed + 1,
                 correctness=cfg.rewards.eval_reward, records=sampled,
             )  # fmt: skip

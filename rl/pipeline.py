@@ -94,6 +94,7 @@ class EvalStage:
     pass_k: int = 0
     pass_n: int | None = None
     pass_temperature: float = 1.0
+    pass_modes: list[str] | None = None  # modes of the pass@k samples (None: `modes`)
     # Held-out accuracy every `every` RL steps in both RL stages (the report's curves), with
     # these eval settings (think only in rlvr, whose LongCoT model does not answer directly);
     # 0: off (a stage's own rl.eval_every still applies).
@@ -103,6 +104,8 @@ class EvalStage:
     def __post_init__(self) -> None:
         if not self.modes or not set(self.modes) <= {"think", "direct"}:
             raise ValueError(f"eval.modes: a non-empty list of think/direct, got {self.modes}")
+        if self.pass_modes is not None and not set(self.pass_modes) <= set(self.modes):
+            raise ValueError(f"eval.pass_modes: {self.pass_modes} must be among eval.modes")
         for name in ("pass_k", "every", "show_samples"):
             if getattr(self, name) < 0:
                 raise ValueError(f"eval.{name}: must be >= 0, got {getattr(self, name)}")
@@ -197,7 +200,8 @@ class Pipeline:
         out = self.stage_dir(stage) / "eval.json"
         records = self.stage_dir(stage) / "eval_records.json"
         pass_args = ["--pass-k", str(ev.pass_k), "--pass-n", str(ev.pass_n or ev.pass_k),
-                     "--pass-temperature", str(ev.pass_temperature)] if ev.pass_k else []  # fmt: skip
+                     "--pass-temperature", str(ev.pass_temperature),
+                     "--pass-modes", *(ev.pass_modes or ev.modes)] if ev.pass_k else []  # fmt: skip
         self._sailrl(
             stage, "eval", "--model", model, "--data", self.data["eval"],
             "--k", str(ev.k), "--modes", *ev.modes, "--temperature", str(ev.temperature),

@@ -27,6 +27,8 @@ def learning_plots(root: Path, rl: dict[str, Any]) -> list[str]:
     """Write curves.png, pass_at_k.png, families.png, reward_components.png (those with
     data) under ``root``; returns their names."""
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
     made: list[str] = []
     stages = list(rl)
     with_curve = [s for s in stages if any("curve" in m for m in rl[s]["modes"].values())]
@@ -41,6 +43,7 @@ def learning_plots(root: Path, rl: dict[str, Any]) -> list[str]:
                 ax.plot(xs, [p[1] for p in pts], marker=".", label=f"{mode} mode")
                 ax.fill_between(xs, [p[2] for p in pts], [p[3] for p in pts], alpha=0.2)
             ax.set_ylim(0, 1)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel("RL step")
             ax.set_ylabel("held-out accuracy")
             ax.set_title(f"{stage}: held-out accuracy (95% Wilson band)")

@@ -115,17 +115,32 @@ def _pass(records: dict[str, Any] | None, mode: str) -> dict[str, float] | None:
 def shown_samples(
     before: Sequence[dict[str, Any]], after: Sequence[dict[str, Any]], mode: str, count: int
 ) -> list[dict[str, Any]]:
-    """The first ``count`` prompts of ``mode``: the first completion before and after."""
+    """``count`` prompts of ``mode`` scored in both evals, one per family in turn (the first
+    prompt of each family, then the second, ...; not chosen by outcome): the first
+    completion before and after.
+
+    >>> recs = [{"i": i, "mode": "think", "family": "ab"[i % 2], "values": [0.0], "text": ""}
+    ...         for i in range(6)]
+    >>> [x["i"] for x in shown_samples(recs, recs, "think", 3)]
+    [0, 1, 2]
+    """
     b = {r["i"]: r for r in before if r["mode"] == mode}
-    out = []
+    by_family: dict[str, list[dict[str, Any]]] = {}
     for r in sorted((r for r in after if r["mode"] == mode), key=lambda r: r["i"]):
-        if r["i"] in b and len(out) < count:
-            out.append({
-                "i": r["i"], "mode": mode, "family": r["family"], "prompt": r.get("prompt"),
-                "answer": r.get("answer"), "before": b[r["i"]]["text"],
-                "before_value": b[r["i"]]["values"][0], "after": r["text"],
-                "after_value": r["values"][0],
-            })  # fmt: skip
+        if r["i"] in b:
+            by_family.setdefault(r["family"], []).append(r)
+    picked: list[dict[str, Any]] = []
+    depth = max((len(v) for v in by_family.values()), default=0)
+    for j in range(depth):
+        picked += [rows[j] for rows in by_family.values() if j < len(rows)]
+    out = []
+    for r in sorted(picked[:count], key=lambda r: r["i"]):
+        out.append({
+            "i": r["i"], "mode": mode, "family": r["family"], "prompt": r.get("prompt"),
+            "answer": r.get("answer"), "before": b[r["i"]]["text"],
+            "before_value": b[r["i"]]["values"][0], "after": r["text"],
+            "after_value": r["values"][0],
+        })  # fmt: skip
     return out
 
 
@@ -137,7 +152,9 @@ def read_records(info: dict[str, Any] | None) -> dict[str, Any] | None:
 def rl_section(
     results: dict[str, Any], modes: Sequence[str] = ("think", "direct"), shown: int = 3
 ) -> dict[str, Any]:
-    """The learning numbers of every RL stage in ``results`` (the pipeline's stage infos)."""
+    """The learning numbers of every RL stage in ``results`` (the pipeline's stage infos).
+    Completions are shown for the modes the stage's model is trained to answer in: think
+    only in ``rlvr`` (its LongCoT model never learnt the direct mode), all in the others."""
     section: dict[str, Any] = {}
     previous: tuple[str, dict[str, Any]] | None = None  # the last stage that made a model
     for name, info in results.items():
@@ -161,7 +178,8 @@ def _stage(name, info, previous, modes, shown) -> dict[str, Any]:
         entry: dict[str, Any] = {}
         if before and after:
             entry.update(compare_mode(before["accuracy"], after["accuracy"], mode) or {})
-            out["samples"] += shown_samples(before["accuracy"], after["accuracy"], mode, shown)
+            if name != "rlvr" or mode == "think":
+                out["samples"] += shown_samples(before["accuracy"], after["accuracy"], mode, shown)
         pass_b, pass_a = _pass(before, mode), _pass(after, mode)
         if pass_b or pass_a:
             entry["pass"] = {"k": (after or before)["pass"]["k"], "before": pass_b, "after": pass_a}

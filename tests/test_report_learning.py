@@ -103,6 +103,8 @@ def test_eval_stage_keys_are_validated_with_their_names():
         EvalStage(pass_k=8, pass_n=4)
     with pytest.raises(ValueError, match="eval.every: must be >= 0"):
         EvalStage(every=-1)
+    with pytest.raises(ValueError, match="eval.pass_modes"):
+        EvalStage(modes=["think"], pass_modes=["direct"])
     with pytest.raises(ValueError, match="eval.modes"):
         EvalStage(modes=["thinking"])
     with pytest.raises(ValueError, match="eval.every with eval.k > 1"):

@@ -24,6 +24,8 @@ def register(sub) -> None:
     ev.add_argument("--pass-n", type=int, default=None,
                     help="samples per prompt for pass@K (default K; unbiased estimator)")  # fmt: skip
     ev.add_argument("--pass-temperature", type=float, default=1.0)
+    ev.add_argument("--pass-modes", nargs="+", default=None, choices=["think", "direct"],
+                    help="modes of the pass@K samples (default: --modes)")  # fmt: skip
     ev.add_argument("--records", default=None,
                     help="write per-prompt records (values per sample, family, text) as JSON")  # fmt: skip
     _common(ev, temperature=0.0)
@@ -134,7 +136,8 @@ def _eval(args) -> int:
     pass_at = None
     if args.pass_k:
         try:
-            pass_at = PassAtK(args.pass_k, args.pass_n or args.pass_k, args.pass_temperature)
+            pass_at = PassAtK(args.pass_k, args.pass_n or args.pass_k, args.pass_temperature,
+                              args.pass_modes)  # fmt: skip
         except ValueError as err:
             raise UserError(f"--pass-k/--pass-n/--pass-temperature: {err}") from err
     metrics = run_eval(args.model, args.data, cfg, args.modes, args.k, args.max_prompts,
