@@ -125,3 +125,19 @@ def test_curve_settings_reach_the_rl_stages(tmp_path):
     # off by default; a stage's own rl.eval_every wins
     cfg.eval.every = 0
     assert p._curve_loop("rlvr", cfg.rlvr.rl) is cfg.rlvr.rl
+
+
+def test_sailrl_eval_refuses_pass_n_below_pass_k_before_the_engine_starts(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "rl.cli", "eval", "--model", str(tmp_path / "m"),
+         "--data", str(tmp_path / "e.jsonl"), "--pass-k", "4", "--pass-n", "2"],
+        cwd=root, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "need 1 <= k <= n samples, got k=4 n=2" in proc.stderr
+    assert "Traceback" not in proc.stderr
