@@ -88,6 +88,8 @@ def learning_plots(root: Path, rl: dict[str, Any]) -> list[str]:
             for name, pts in rl[stage]["reward_components"].items():
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".",
                         label="total (weighted)" if name == "mean" else name)  # fmt: skip
+            ax.set_ylim(0, 1.05)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel("RL step")
             ax.set_ylabel("mean over the step's samples")
             ax.set_title(f"{stage}: reward components")
