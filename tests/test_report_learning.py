@@ -141,3 +141,39 @@ def test_sailrl_eval_refuses_pass_n_below_pass_k_before_the_engine_starts(tmp_pa
     assert proc.returncode == 2
     assert "need 1 <= k <= n samples, got k=4 n=2" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_evaluate_sends_every_mode_in_one_generate_call_and_keeps_records():
+    from types import SimpleNamespace as NS
+
+    from policy.data import Example
+    from rl.evaluation import evaluate
+    from rl.prompts import PromptBuilder
+
+    examples = [Example(f"Say {i}.", None, str(i), metadata={"family": "fa" if i < 2 else "fb"})
+                for i in range(3)]  # fmt: skip
+    calls = []
+
+    def generate(requests, sampling):
+        calls.append([r.prompt_id for r in requests])
+        # the model says "1" in both modes; in direct mode prompt 2 fails
+        comps = [NS(prompt_id=r.prompt_id, text="\\boxed{1}", token_ids=(1,), finish_reason="stop")
+                 for r in requests if r.prompt_id != "eval-2/direct" for _ in range(sampling.n)]  # fmt: skip
+        fails = [NS(prompt_id="eval-2/direct", message="bad image")]
+        return NS(completions=comps, failures=fails)
+
+    def score(inputs):
+        return [NS(components={"answer": float(x.completion == f"\\boxed{{{x.answer}}}"),
+                               "format": 1.0}) for x in inputs], None  # fmt: skip
+
+    records = []
+    m = evaluate(examples, ["think", "direct"], PromptBuilder(processor=None), generate, score,
+                 samples=2, temperature=1.0, max_tokens=4, seed=0, records=records)  # fmt: skip
+    assert len(calls) == 1 and len(calls[0]) == 6  # 3 prompts x 2 modes, one batch
+    assert m["eval/think/accuracy"] == pytest.approx(1 / 3)
+    assert m["eval/direct/accuracy"] == 0.5 and m["eval/direct/prompts"] == 2.0
+    assert m["eval/direct/failed_prompts"] == 1.0 and m["eval/think/prompts"] == 3.0
+    think = [r for r in records if r["mode"] == "think"]
+    assert [(r["i"], r["family"], r["values"]) for r in think] == [
+        (0, "fa", [0.0, 0.0]), (1, "fa", [1.0, 1.0]), (2, "fb", [0.0, 0.0])]  # fmt: skip
+    assert [r["i"] for r in records if r["mode"] == "direct"] == [0, 1]
