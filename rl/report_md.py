@@ -63,6 +63,9 @@ def learning_markdown(rl: dict[str, Any]) -> str:
             if e.get("curve"):
                 pts = ", ".join(f"{p[0]}: {p[1]:.3f} [{p[2]:.2f}, {p[3]:.2f}]" for p in e["curve"])
                 lines += ["", f"Held-out {mode} accuracy by step (95% Wilson): {pts}"]
+        if s.get("curve_eval_seconds"):
+            lines += ["", f"The in-loop held-out evals (curve points) took "
+                      f"{s['curve_eval_seconds']:.1f} s of the stage."]  # fmt: skip
         comps = s.get("reward_components") or {}
         if comps:
             parts = [f"{n} {p[0][1]:.3f} -> {p[-1][1]:.3f}" for n, p in comps.items()]
