@@ -179,10 +179,11 @@ class Pipeline:
         return json.loads(out.read_text())
 
     def _engine_args(self) -> list[str]:
-        r = self.cfg.rollout
-        args = ["--dtype", r.dtype]
-        args += ["--kv-cache-gib", str(r.kv_cache_gib)] if r.kv_cache_gib is not None else []
-        return args + (["--max-model-len", str(r.max_model_len)] if r.max_model_len else [])
+        """The offline jobs' engine gets the pipeline's whole rollout section (the model
+        comes with ``--model``)."""
+        path = self.root / "rollout.yaml"
+        save_yaml(replace(self.cfg.rollout, model=""), path)
+        return ["--rollout", str(path)]
 
     # -- stages ----------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:

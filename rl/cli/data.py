@@ -94,7 +94,14 @@ def _common(parser: argparse.ArgumentParser, temperature: float) -> None:
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--temperature", type=float, default=temperature)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dtype", default="auto", choices=DTYPES)
+    parser.add_argument(
+        "--rollout",
+        default=None,
+        metavar="YAML",
+        help="a rollout section (the keys of a run config's `rollout:`) for the engine; "
+        "the flags below override its values",
+    )
+    parser.add_argument("--dtype", default=None, choices=DTYPES, help="default: auto")
     parser.add_argument("--max-model-len", type=int, default=None)
     parser.add_argument(
         "--kv-cache-gib",
@@ -106,12 +113,15 @@ def _common(parser: argparse.ArgumentParser, temperature: float) -> None:
 
 
 def _config(args):
+    from rl.config import from_dict, read_yaml
     from rl.offline import OfflineConfig
     from rollout.config import RolloutConfig
 
-    rollout = RolloutConfig(
-        dtype=args.dtype, max_model_len=args.max_model_len, kv_cache_gib=args.kv_cache_gib
-    )
+    section = read_yaml(args.rollout) if args.rollout else {}
+    flags = {"dtype": args.dtype, "max_model_len": args.max_model_len,
+             "kv_cache_gib": args.kv_cache_gib}  # fmt: skip
+    section.update({key: value for key, value in flags.items() if value is not None})
+    rollout = from_dict(RolloutConfig, section, "rollout")
     return OfflineConfig(
         rollout=rollout, temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed
     )
