@@ -33,9 +33,9 @@ from typing import Any, Literal
 from PIL import Image, UnidentifiedImageError
 
 from policy.datasets_io import DataFile, expand, open_file
+from policy.processor import MODES
 from policy.schemas import SchemaError, check_columns, detect_format, rename
 
-MODES = ("think", "direct")
 ROLES = ("system", "user", "assistant")
 _KNOWN = {"prompt", "messages", "images", "answer", "response", "mode", "data_source", "domain"}
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ THINK_INSTRUCTION = (
 # start (`"describe the image" + cot_prompt`). See docs/model.md.
 THINK_SEPARATOR = ""
 Mode = Literal["think", "direct"]
+MODES: tuple[str, ...] = get_args(Mode)  # the prompt modes; every package takes them here
 ImageInput = Image.Image | str | os.PathLike
 
 

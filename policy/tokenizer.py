@@ -22,6 +22,8 @@ THINK_END = "</think>"
 IMG_START = "<img>"
 IMG_END = "</img>"
 IMG_CONTEXT = "<IMG_CONTEXT>"
+# The image tokens: only the processor writes them; a completion must never contain them.
+IMAGE_TOKENS = (IMG_CONTEXT, IMG_START, IMG_END)
 # Control tokens: skipped by decode(skip_special_tokens=True).
 SPECIAL_TOKENS = [ENDOFTEXT, IM_START, IM_END, IMG_START, IMG_END, IMG_CONTEXT]
 # Like Qwen3, think tags are added tokens that survive skip_special_tokens (rewards read them).
