@@ -34,8 +34,8 @@ from PIL import Image, UnidentifiedImageError
 
 from policy.datasets_io import DataFile, expand, open_file
 from policy.schemas import SchemaError, check_columns, detect_format, rename
+from policy.vocab import MODES
 
-MODES = ("think", "direct")
 ROLES = ("system", "user", "assistant")
 _KNOWN = {"prompt", "messages", "images", "answer", "response", "mode", "data_source", "domain"}
 

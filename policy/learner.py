@@ -40,6 +40,7 @@ from policy.batch import (
     split_mini_batches,
 )
 from policy.learner_config import LearnerConfig, lr_multiplier
+from policy.learner_reference import is_zero3, reference_model
 from policy.learner_setup import deepspeed_config, init_distributed
 from policy.learner_state import load_learner_state, save_learner_state
 from policy.loss_inputs import has_dropout, loss_needs, pad_rows
@@ -115,8 +116,7 @@ class Learner:
         # The reference policy: the weights this learner starts from, frozen (a later
         # ``load`` of a resumed run does not touch it, so it stays the stage's start).
         self.reference: nn.Module | None = None
-        if config.reference:
-            self.reference = copy.deepcopy(model).eval().requires_grad_(False)
+        reference = copy.deepcopy(model) if config.reference else None
         self.dropout = has_dropout(model)
         ds_config = deepspeed_config(config, self.dtype, self.world_size)
         optimizer = None
@@ -151,8 +151,8 @@ class Learner:
         )
         self.module: nn.Module = self.engine.module
         self.device = self.engine.device
-        if self.reference is not None:
-            self.reference.to(device=self.device, dtype=self.dtype)
+        if reference is not None:
+            self.reference = reference_model(reference, config, self.dtype, self.device)
         self.step = 0  # optimiser steps applied
         self.skipped_steps = 0  # optimiser steps skipped for a non-finite loss or gradient
 
@@ -452,8 +452,10 @@ class Learner:
         self.engine.eval()
         try:
             for group in plan:
-                # a separate (unsharded) model needs no zero-weight passes to line ranks up
-                if group is None and (not seqs or model is not None):
+                # a separate unsharded model needs no zero-weight passes to line ranks up; a
+                # ZeRO-3 one (the policy, a sharded reference) gathers weights collectively
+                separate = model is not None and not is_zero3(model)
+                if group is None and (not seqs or separate):
                     continue
                 mb = (self._dummy(seqs) if group is None else collate(seqs, group)).to(self.device)
                 lp = token_logprobs(

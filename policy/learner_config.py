@@ -55,6 +55,8 @@ class LearnerConfig:
     # Hold a frozen copy of the starting weights (the stage's initial checkpoint, also after
     # ``load``) to compute reference logprobs for a KL term; costs one more copy of the model.
     reference: bool = False
+    # ZeRO-3 only (GPU runs): keep the reference's parameter shards in CPU memory.
+    reference_offload: bool = False
     # Old logprobs for a loss that needs them: "auto" takes the detached logprobs of the
     # training forward when they are exactly the recompute's (one optimiser step per call, no
     # dropout), else recomputes before the first update; "recompute" always recomputes.
@@ -113,6 +115,11 @@ class LearnerConfig:
             self.entropy in ("off", "detached", "grad"), "entropy", "must be off, detached or grad"
         )
         need(self.logits_chunk_tokens > 0, "logits_chunk_tokens", "must be > 0")
+        need(
+            not self.reference_offload or self.zero_stage == 3,
+            "reference_offload",
+            "offloads the reference's ZeRO-3 shards: needs zero_stage 3",
+        )
         need(
             self.old_logprobs in ("auto", "recompute"),
             "old_logprobs",

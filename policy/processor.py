@@ -18,13 +18,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from policy.tokenizer import CHAT_TEMPLATE, IMG_CONTEXT, IMG_END, IMG_START
+from policy.tokenizer import CHAT_TEMPLATE
+from policy.vocab import IMG_CONTEXT, IMG_END, IMG_START, Mode
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -38,7 +39,6 @@ THINK_INSTRUCTION = (
 # Joins question and instruction: nothing, as in the SAIL-VL2-Thinking model cards' quick
 # start (`"describe the image" + cot_prompt`). See docs/model.md.
 THINK_SEPARATOR = ""
-Mode = Literal["think", "direct"]
 ImageInput = Image.Image | str | os.PathLike
 
 

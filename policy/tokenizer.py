@@ -14,14 +14,17 @@ from collections.abc import Iterator
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-ENDOFTEXT = "<|endoftext|>"
-IM_START = "<|im_start|>"
-IM_END = "<|im_end|>"
-THINK_START = "<think>"
-THINK_END = "</think>"
-IMG_START = "<img>"
-IMG_END = "</img>"
-IMG_CONTEXT = "<IMG_CONTEXT>"
+from policy.vocab import (
+    ENDOFTEXT,
+    IM_END,
+    IM_START,
+    IMG_CONTEXT,
+    IMG_END,
+    IMG_START,
+    THINK_END,
+    THINK_START,
+)
+
 # Control tokens: skipped by decode(skip_special_tokens=True).
 SPECIAL_TOKENS = [ENDOFTEXT, IM_START, IM_END, IMG_START, IMG_END, IMG_CONTEXT]
 # Like Qwen3, think tags are added tokens that survive skip_special_tokens (rewards read them).

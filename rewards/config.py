@@ -13,8 +13,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from rewards.format_reward import IMAGE_TOKENS
+
 BUILTIN_REWARDS = ("answer", "format", "think_quality")
-DEFAULT_BANNED_TOKENS = ["<IMG_CONTEXT>", "<img>", "</img>"]
+DEFAULT_BANNED_TOKENS = list(IMAGE_TOKENS)
 
 
 @dataclass

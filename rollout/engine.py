@@ -26,13 +26,14 @@ from typing import Any
 
 import torch
 
+from policy.vocab import IM_END, IMAGE_TOKENS
 from rollout.config import DTYPE_BYTES, RolloutConfig, kv_cache_bytes
 from rollout.types import Completion, GenerateResult, RolloutRequest, SamplingSettings
 from rollout.weight_names import check_names
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
-BANNED_TOKENS = ("<IMG_CONTEXT>", "<img>", "</img>")
-END_OF_TURN = "<|im_end|>"
+BANNED_TOKENS = IMAGE_TOKENS
+END_OF_TURN = IM_END
 
 
 @dataclass(frozen=True)

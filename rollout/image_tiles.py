@@ -9,7 +9,7 @@ import torch
 
 from policy.processor import TilingSettings, image_to_pixel_values, target_ratios
 from policy.processor import num_tiles as _num_tiles
-from policy.tokenizer import IMG_CONTEXT, IMG_END, IMG_START
+from policy.vocab import IMG_CONTEXT, IMG_END, IMG_START
 
 
 def tile_image(config: Any, image: Any) -> torch.Tensor:

@@ -17,9 +17,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from policy.vocab import MODES
 from rollout.types import Completion, RolloutRequest
-
-MODES = ("think", "direct")
 
 
 class PromptFileError(ValueError):

@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Mode = Literal["think", "direct"]
+from policy.vocab import Mode
+
 FinishReason = Literal["stop", "length"]
 
 

@@ -32,10 +32,10 @@ from vllm.multimodal.processing import (
     cached_encode,
 )
 
+from policy.vocab import IMG_CONTEXT, IMG_END, IMG_START
 from rollout import image_tiles
 
 IMAGE_MARKER = "<image>"
-IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
 
 
 class SAILVLProcessingInfo(BaseProcessingInfo):

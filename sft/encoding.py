@@ -21,12 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from policy.vocab import IM_END, MODES, THINK_END, THINK_START
 from sft.packing import SFTSample
-
-IM_END = "<|im_end|>"
-THINK_START = "<think>"
-THINK_END = "</think>"
-MODES = ("think", "direct")
 
 
 def _token_id(tokenizer: Any, token: str) -> int:

@@ -24,6 +24,7 @@ import torch
 
 from policy.batch import Sequence as TrainSequence
 from policy.learner_config import LearnerConfig
+from policy.vocab import MODES
 from sft.config import SFTConfig
 from sft.data import Cursor, SFTStream, load_sft_examples
 from sft.encoding import encode_batch, encode_example
@@ -100,7 +101,7 @@ def to_train_sequences(samples: Sequence[SFTSample], pack_budget: int) -> list[T
 def mode_losses(metrics: dict[str, float]) -> dict[str, float]:
     """``loss_think`` / ``loss_direct`` from the per-mode sums of ``nll_loss``."""
     out = {}
-    for mode in ("think", "direct"):
+    for mode in MODES:
         tokens = metrics.get(f"tokens_{mode}", 0.0)
         if tokens:
             out[f"loss_{mode}"] = metrics[f"nll_{mode}_sum"] / tokens

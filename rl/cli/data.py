@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from policy.vocab import MODES
 from rl.cli.model_ref import model_dir
 from rollout.config import DTYPES
 
@@ -13,7 +14,7 @@ from rollout.config import DTYPES
 def register(sub) -> None:
     ev = sub.add_parser("eval", help="held-out accuracy and format rate of a checkpoint")
     ev.add_argument("--k", type=int, default=1, help="samples per prompt (accuracy = mean)")
-    ev.add_argument("--modes", nargs="+", default=["think", "direct"], choices=["think", "direct"])
+    ev.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     ev.add_argument("--max-prompts", type=int, default=None)
     ev.add_argument("--out", default=None, help="also write the numbers to this JSON file")
     ev.add_argument("--correctness", default="answer",
@@ -24,7 +25,7 @@ def register(sub) -> None:
     ev.add_argument("--pass-n", type=int, default=None,
                     help="samples per prompt for pass@K (default K; unbiased estimator)")  # fmt: skip
     ev.add_argument("--pass-temperature", type=float, default=1.0)
-    ev.add_argument("--pass-modes", nargs="+", default=None, choices=["think", "direct"],
+    ev.add_argument("--pass-modes", nargs="+", default=None, choices=MODES,
                     help="modes of the pass@K samples (default: --modes)")  # fmt: skip
     ev.add_argument("--records", default=None,
                     help="write per-prompt records (values per sample, family, text) as JSON")  # fmt: skip
@@ -103,7 +104,14 @@ def _common(parser: argparse.ArgumentParser, temperature: float) -> None:
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--temperature", type=float, default=temperature)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dtype", default="auto", choices=DTYPES)
+    parser.add_argument(
+        "--rollout",
+        default=None,
+        metavar="YAML",
+        help="a rollout section (the keys of a run config's `rollout:`) for the engine; "
+        "the flags below override its values",
+    )
+    parser.add_argument("--dtype", default=None, choices=DTYPES, help="default: auto")
     parser.add_argument("--max-model-len", type=int, default=None)
     parser.add_argument(
         "--kv-cache-gib",
@@ -115,12 +123,15 @@ def _common(parser: argparse.ArgumentParser, temperature: float) -> None:
 
 
 def _config(args):
+    from rl.config import from_dict, read_yaml
     from rl.recipe.offline import OfflineConfig
     from rollout.config import RolloutConfig
 
-    rollout = RolloutConfig(
-        dtype=args.dtype, max_model_len=args.max_model_len, kv_cache_gib=args.kv_cache_gib
-    )
+    section = read_yaml(args.rollout) if args.rollout else {}
+    flags = {"dtype": args.dtype, "max_model_len": args.max_model_len,
+             "kv_cache_gib": args.kv_cache_gib}  # fmt: skip
+    section.update({key: value for key, value in flags.items() if value is not None})
+    rollout = from_dict(RolloutConfig, section, "rollout")
     return OfflineConfig(
         rollout=rollout, temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed
     )

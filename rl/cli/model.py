@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from policy.vocab import MODES
 from rl.cli.model_ref import model_dir
 
 
@@ -34,7 +35,7 @@ def register(sub) -> None:
     check.add_argument("path", type=model_dir, help="checkpoint directory (or a reference)")
     check.add_argument("--prompt", default=None, help="render (and run) this user prompt")
     check.add_argument("--image", default=None, help="an image for --prompt")
-    check.add_argument("--mode", default="direct", choices=["direct", "think"])
+    check.add_argument("--mode", default="direct", choices=MODES)
     check.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     check.set_defaults(func=_check)
 

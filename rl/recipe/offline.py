@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from policy.data import Example, ReadOptions, read_examples
+from policy.vocab import MODES
 from rewards import RewardRuntime, RewardsConfig
 from rl.config import ConfigError
 from rl.loop.evaluation import evaluate, pass_metrics
@@ -126,7 +127,7 @@ class PassAtK:
             raise ValueError(f"pass@k: the temperature must be > 0, got {self.temperature}")
 
 
-def run_eval(model_dir, data, cfg: OfflineConfig, modes=("think", "direct"), k=1,
+def run_eval(model_dir, data, cfg: OfflineConfig, modes=MODES, k=1,
              max_prompts: int | None = None, options: ReadOptions | None = None,
              pass_at: PassAtK | None = None,
              records_out: str | None = None) -> dict[str, float]:  # fmt: skip

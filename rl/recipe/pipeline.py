@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from policy.learner_config import LearnerConfig
+from policy.vocab import MODES
 from rewards import RewardsConfig, RewardSetConfig
 from rl.algos import AlgoConfig
 from rl.config import ConfigError, load_config, save_yaml, to_dict
@@ -84,7 +85,7 @@ class SampleStage:
 
 @dataclass
 class EvalStage:
-    modes: list[str] = field(default_factory=lambda: ["think", "direct"])
+    modes: list[str] = field(default_factory=lambda: list(MODES))
     k: int = 1
     temperature: float = 0.0
     max_tokens: int = 256
@@ -102,7 +103,7 @@ class EvalStage:
     show_samples: int = 3  # completions per RL stage and mode shown before/after in report.md
 
     def __post_init__(self) -> None:
-        if not self.modes or not set(self.modes) <= {"think", "direct"}:
+        if not self.modes or not set(self.modes) <= set(MODES):
             raise ValueError(f"eval.modes: a non-empty list of think/direct, got {self.modes}")
         if self.pass_modes is not None and not set(self.pass_modes) <= set(self.modes):
             raise ValueError(f"eval.pass_modes: {self.pass_modes} must be among eval.modes")
@@ -211,10 +212,11 @@ class Pipeline:
         return json.loads(out.read_text())
 
     def _engine_args(self) -> list[str]:
-        r = self.cfg.rollout
-        args = ["--dtype", r.dtype]
-        args += ["--kv-cache-gib", str(r.kv_cache_gib)] if r.kv_cache_gib is not None else []
-        return args + (["--max-model-len", str(r.max_model_len)] if r.max_model_len else [])
+        """The offline jobs' engine gets the pipeline's whole rollout section (the model
+        comes with ``--model``)."""
+        path = self.root / "rollout.yaml"
+        save_yaml(replace(self.cfg.rollout, model=""), path)
+        return ["--rollout", str(path)]
 
     # -- stages ----------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:

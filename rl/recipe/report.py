@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from policy.vocab import MODES
 from rl.recipe.report_md import LEARNING as _LEARNING
 from rl.recipe.report_md import learning_markdown
 from rl.run.runlog import read_metrics
-
-MODES = ("think", "direct")
 
 
 def stage_summary(info: dict[str, Any]) -> dict[str, Any]:

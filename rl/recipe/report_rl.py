@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from policy.vocab import MODES
 from rl.loop.eval_stats import paired_diff, wilson
 from rl.run.runlog import read_metrics
 
@@ -150,7 +151,7 @@ def read_records(info: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def rl_section(
-    results: dict[str, Any], modes: Sequence[str] = ("think", "direct"), shown: int = 3
+    results: dict[str, Any], modes: Sequence[str] = MODES, shown: int = 3
 ) -> dict[str, Any]:
     """The learning numbers of every RL stage in ``results`` (the pipeline's stage infos).
     Completions are shown for the modes the stage's model is trained to answer in: think

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from policy.learner_config import LearnerConfig
+from policy.vocab import MODES, Mode
 from rewards import RewardsConfig
 from rl.algos import AlgoConfig
 from rl.config import ConfigError, load_config
@@ -153,9 +154,7 @@ class LoopConfig:
     eval_samples: int = 1  # k: accuracy is the mean over k samples per prompt
     eval_temperature: float = 0.0
     eval_max_prompts: int = 256
-    eval_modes: list[Literal["think", "direct"]] = field(
-        default_factory=lambda: ["think", "direct"]
-    )
+    eval_modes: list[Mode] = field(default_factory=lambda: list(MODES))
     save_every: int = 0  # 0: only after the last step
     keep_checkpoints: int = 2
     log_samples: int = 4  # completions per step written to samples.jsonl
