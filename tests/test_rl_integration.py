@@ -101,7 +101,7 @@ def test_broadcast_sync_reaches_every_engine(tmp_path, monkeypatch):
     real_shutdown = Cluster.shutdown
 
     def shutdown(self):
-        seen["transport"] = self.transport
+        seen["transport"] = self.weights.transport
         seen["versions"] = ray.get([e.weight_version.remote() for e in self.engines])
         seen["digests"] = self.weight_digests()
         real_shutdown(self)
