@@ -28,7 +28,7 @@ def ray_session():
 
 
 def _run(run_dir: Path, *overrides: str, resume: str | None = None) -> list[dict]:
-    from rl.cluster import connect
+    from rl.cluster.session import connect
     from rl.loop.driver import run_rl
     from rl.run.experiment import load_experiment
 
