@@ -57,7 +57,7 @@ def test_plugin_reaches_a_ray_reward_actor_through_py_modules(tmp_path, monkeypa
 
 
 def test_sparse_reward_on_a_fresh_tiny_model_drops_every_group_but_logs_samples(tmp_path):
-    from rl.cluster import connect
+    from rl.cluster.session import connect
     from rl.loop.driver import run_rl
     from rl.run.experiment import load_experiment
 

@@ -91,7 +91,7 @@ def test_worked_example_of_docs_runs_and_skips_a_bad_row(tmp_path, monkeypatch):
     docs/examples/geometry3k_like.py writes), plus a file with one undecodable image."""
     import ray
 
-    from rl.cluster import connect
+    from rl.cluster.session import connect
     from rl.loop.driver import run_rl
     from rl.run.experiment import load_experiment
     from rl.run.runlog import read_metrics

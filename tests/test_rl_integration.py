@@ -28,7 +28,7 @@ def ray_session():
 
 
 def _run(run_dir: Path, *overrides: str, resume: str | None = None) -> list[dict]:
-    from rl.cluster import connect
+    from rl.cluster.session import connect
     from rl.loop.driver import run_rl
     from rl.run.experiment import load_experiment
 
@@ -101,7 +101,7 @@ def test_broadcast_sync_reaches_every_engine(tmp_path, monkeypatch):
     real_shutdown = Cluster.shutdown
 
     def shutdown(self):
-        seen["transport"] = self.transport
+        seen["transport"] = self.weights.transport
         seen["versions"] = ray.get([e.weight_version.remote() for e in self.engines])
         seen["digests"] = self.weight_digests()
         real_shutdown(self)

@@ -56,7 +56,7 @@ def step_report(row: dict[str, Any], samples: int) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from policy.checkpoint import load_config
     from policy.params import parameter_summary
-    from rl.cluster import connect, stop_ray
+    from rl.cluster.session import connect, stop_ray
     from rl.loop.driver import run_rl
     from rl.run.experiment import load_experiment
     from rl.run.runlog import read_metrics

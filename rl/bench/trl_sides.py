@@ -21,7 +21,7 @@ SPAWNED = time.time()
 
 
 def run_sailrl(work: Path, plan: dict[str, Any]) -> dict[str, Any]:
-    from rl.cluster import connect
+    from rl.cluster.session import connect
     from rl.loop.driver import run_rl
     from rl.run.experiment import load_experiment
     from rl.run.runlog import read_metrics

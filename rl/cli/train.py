@@ -35,7 +35,7 @@ def register(sub) -> None:
 
 
 def _rl(args: argparse.Namespace) -> int:
-    from rl.cluster import connect
+    from rl.cluster.session import connect
     from rl.loop.driver import run_rl
     from rl.run.experiment import load_experiment
 

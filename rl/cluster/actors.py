@@ -24,6 +24,7 @@ from rl.cluster.topology import (
     remote_actor,
     start_ray,
 )
+from rl.cluster.weight_sync import weight_sync
 from rl.cluster.workers import LearnerWorker, RewardWorker, RolloutWorker
 from rl.run.eval_rewards import eval_rewards
 from rl.run.resources import check_resources
@@ -125,34 +126,11 @@ class Cluster:
         # Held-out evaluation scores rewards.eval_reward + format (comparable across stages).
         self.eval_rewards = reward_actor.remote(eval_rewards(cfg.rewards))
         # Fail here, not mid-step, if an actor cannot start (bad checkpoint, no memory).
-        transports = set(ray.get([e.weight_transport.remote() for e in self.engines]))
+        on_cuda = set(ray.get([e.on_cuda.remote() for e in self.engines]))
         ray.get([learner.optimizer_step.remote() for learner in self.learners])
-        (self.transport,) = transports
-        if self.transport != "local":
-            self._open_weight_channel(cfg.rollout.weight_sync_timeout_s, cfg.ray.private)
-
-    def _open_weight_channel(self, timeout_s: float, loopback: bool) -> None:
-        """Learner rank 0 hosts a broadcast group; every engine worker joins it."""
-        host, port = ray.get(self.learners[0].weight_channel_address.remote(loopback))
-        sizes = ray.get([e.num_workers.remote() for e in self.engines])
-        world = 1 + sum(sizes)
-        offsets = [1 + sum(sizes[:i]) for i in range(len(sizes))]
-        ray.get(
-            [
-                self.learners[0].open_weight_channel.remote(
-                    self.transport, host, port, world, timeout_s
-                ),
-                *(
-                    e.open_weight_channel.remote(
-                        self.transport, host, port, offset, world, timeout_s
-                    )
-                    for e, offset in zip(self.engines, offsets)
-                ),
-            ]
-        )
-        log.info(
-            "weight sync: %s broadcast group of %d at %s:%d", self.transport, world, host, port
-        )
+        (engines_on_cuda,) = on_cuda
+        self.weights = weight_sync(cfg.rollout, engines_on_cuda, self.learners, self.engines)
+        self.weights.open(cfg.rollout.weight_sync_timeout_s, loopback=cfg.ray.private)
 
     # -- rollout ---------------------------------------------------------------------------
     def launch_generate(self, requests: list, sampling: Any) -> list:
@@ -206,24 +184,8 @@ class Cluster:
         return out
 
     def sync_weights(self, version: int, bucket_bytes: int) -> dict[str, float]:
-        """Learner weights -> every engine, tagged ``version``; the driver never holds them.
-        Broadcast transports (nccl, gloo): learner rank 0 sends while the engines receive;
-        otherwise buckets travel as Ray objects."""
-        if self.transport != "local":
-            # Engines still busy (a prefetched generate under overlap) would leave the sender
-            # waiting inside the collective, where gloo times out: wait until they are free.
-            ray.get([e.weight_version.remote() for e in self.engines])
-            sends = [learner.broadcast_weights.remote(bucket_bytes) for learner in self.learners]
-            receives = [e.receive_weights.remote(version) for e in self.engines]
-            pending = [*sends, *receives]
-            while pending:  # the first failure (a dead actor, too) surfaces at once
-                done, pending = ray.wait(pending, num_returns=1)
-                ray.get(done)
-            return ray.get(receives[0])
-        exports = [learner.export_weights.remote(bucket_bytes) for learner in self.learners]
-        ray.get(exports[1:])  # ranks > 0 take part in gathers and return nothing
-        stats = ray.get([e.update_weights.remote(exports[0], version) for e in self.engines])
-        return stats[0]
+        """Learner weights -> every engine, tagged ``version`` (``rl.cluster.weight_sync``)."""
+        return self.weights.sync(version, bucket_bytes)
 
     def weight_digests(self) -> list[list[float]]:
         """One digest per learner rank (see LearnerWorker.weight_digest)."""

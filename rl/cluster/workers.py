@@ -154,9 +154,9 @@ class RolloutWorker:
         use_threads(self.threads)
         return _sync_metrics(self.engine.update_weights(buckets, version))
 
-    def weight_transport(self) -> str:
-        """How weights reach this engine: "local" (buckets as objects), "nccl" or "gloo"."""
-        return self.engine.weight_backend
+    def on_cuda(self) -> bool:
+        """Whether this engine runs on CUDA (``rl.cluster.weight_sync`` resolves "auto")."""
+        return self.engine.is_cuda
 
     def open_weight_channel(
         self, transport: str, host: str, port: int, rank_offset: int, world: int, timeout_s: float

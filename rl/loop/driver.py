@@ -1,8 +1,9 @@
 """The RL driver: generate -> score -> filter -> advantage -> train -> sync -> eval/save.
 
 Run it with ``sailrl rl --config configs/tiny-rl.yaml [dotted.key=value ...] [--resume auto]``.
-It holds actor handles (``rl.loop.handles.Cluster``, from the ``connect`` its caller passes:
-``rl.cluster.connect``); weights go learner -> engine without passing through it.
+It holds actor handles (``rl.loop.handles.Cluster``, from the ``connect`` its caller
+passes: ``rl.cluster.session.connect``); weights go learner -> engine without passing
+through it.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ log = logging.getLogger(__name__)
 
 def run_rl(cfg: ExperimentConfig, resume: str | None = None, *, connect: Connect) -> Path:
     """Train; returns the run directory. ``resume``: None, "auto", a checkpoint dir, its
-    ``latest`` pointer or a step; ``connect`` starts the actors (``rl.cluster.connect``).
-    Every checkable mistake fails before any actor starts."""
+    ``latest`` pointer or a step; ``connect`` starts the actors
+    (``rl.cluster.session.connect``). Every checkable mistake fails before any actor starts."""
     plan = preflight_rl(cfg, resume)
     cfg, start = plan.cfg, plan.start
     if resume == "auto" and start is None:

@@ -3,7 +3,8 @@
 The loop imports no Ray. ``rl.cluster.actors.Cluster`` implements ``Cluster`` with Ray
 actors and resolves every future behind these methods, except a launched generation, which
 comes back as an opaque ``Pending`` handle that only ``collect`` opens. Entry points pass
-``rl.cluster.connect`` (a ``Connect``) to ``rl.loop.driver.run_rl``; a test passes its own.
+``rl.cluster.session.connect`` (a ``Connect``) to ``rl.loop.driver.run_rl``; a test
+passes its own.
 """
 
 from __future__ import annotations
