@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from policy.checkpoint import load_config
     from policy.params import parameter_summary
+    from rl.bench_learner import TreeMemory, learner_report, memory_report
     from rl.driver import run_rl
     from rl.experiment import load_experiment
     from rl.runlog import read_metrics
@@ -73,12 +75,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "algo.dynamic_sampling=false", "learner.lr=1e-5",
                     f"rollout.weight_transfer={args.weight_transfer}",
                 ])  # fmt: skip
-                run_rl(cfg)
+                memory = TreeMemory(os.getpid())
+                try:
+                    run_rl(cfg)
+                finally:
+                    memory.stop()
                 last = read_metrics(tmp)[-1]
                 params = parameter_summary(load_config(Path(tmp) / "init-model"))
+                learner = learner_report(last, Path(tmp) / "init-model")
             results[preset] = {
                 "params": params["total_params"],
                 **step_report(last, args.prompts * args.group_size),
+                "learner": learner,
+                "memory": memory_report(memory),
             }
     finally:
         ray.shutdown()
