@@ -84,6 +84,10 @@ class RolloutEngine:
         register()
         self.config = config
         self.is_cuda = current_platform.is_cuda()
+        if not self.is_cuda and config.in_process:
+            from rollout.cpu_eager import skip_sampler_compile
+
+            skip_sampler_compile()  # no C++ build in the first generate (rollout.cpu_eager)
         if config.enable_sleep_mode and not current_platform.is_sleep_mode_available():
             raise RuntimeError(
                 f"enable_sleep_mode=True but vLLM's sleep mode is not available on this "
