@@ -124,12 +124,15 @@ class Cluster:
         self.rewards = reward_actor.remote(cfg.rewards)
         # Held-out evaluation scores rewards.eval_reward + format (comparable across stages).
         self.eval_rewards = reward_actor.remote(eval_rewards(cfg.rewards))
-        # Fail here, not mid-step, if an actor cannot start (bad checkpoint, no memory).
+        # Fail here, before any step, if an engine cannot start (bad checkpoint, no memory).
         transports = set(ray.get([e.weight_transport.remote() for e in self.engines]))
-        ray.get([learner.optimizer_step.remote() for learner in self.learners])
         (self.transport,) = transports
         if self.transport != "local":
+            ray.get([learner.optimizer_step.remote() for learner in self.learners])
             self._open_weight_channel(cfg.rollout.weight_sync_timeout_s, cfg.ray.private)
+        # With local weight buckets the learners finish starting (DeepSpeed, the weights)
+        # while the first batch is generated; the first learner call waits for them and
+        # raises their start-up error, if any, before any training.
 
     def _open_weight_channel(self, timeout_s: float, loopback: bool) -> None:
         """Learner rank 0 hosts a broadcast group; every engine worker joins it."""
