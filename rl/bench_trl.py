@@ -81,6 +81,9 @@ def sailrl_overrides(model: str, s: dict[str, Any], run_dir: Path, seed: int) ->
         f"algo.loss.clip_low={s['clip_low']}", f"algo.loss.clip_high={s['clip_high']}",
         f"learner.lr={s['lr']}", "learner.warmup_steps=0", "learner.schedule=constant",
         f"learner.grad_clip={s['grad_clip']}", "learner.dtype=float32",
+        # TRL's GRPOConfig checkpoints activations by default; the same here (exact: the
+        # recomputed forward gives the same values)
+        "learner.gradient_checkpointing=true",
         f"rewards.custom.digits={REWARD}",
     ]  # fmt: skip
 

@@ -91,8 +91,9 @@ def test_logprobs_equal_the_plain_path(tiny_dir, attention):
         torch.testing.assert_close(y, x, rtol=1e-5, atol=2e-5)
 
 
-def train(path, shared: bool, budget: int = 4096):
-    learner = make(path, reference=True, entropy="detached", shared_prefix=shared)
+def train(path, shared: bool, budget: int = 4096, checkpointing: bool = False):
+    learner = make(path, reference=True, entropy="detached", shared_prefix=shared,
+                   gradient_checkpointing=checkpointing)  # fmt: skip
     seqs = grouped_batch(learner.tokenizer)
     learner.config = LearnerConfig(**{**learner.config.__dict__, "micro_batch_tokens": budget})
     perturb(learner)
@@ -100,11 +101,11 @@ def train(path, shared: bool, budget: int = 4096):
     return learner.train_step(seqs, RLLoss(ALGO)), grads
 
 
-@pytest.mark.parametrize("budget", [4096, 40])
-def test_loss_metrics_and_gradients_equal_the_plain_path(tiny_dir, budget):
+@pytest.mark.parametrize(("budget", "checkpointing"), [(4096, False), (40, False), (4096, True)])
+def test_loss_metrics_and_gradients_equal_the_plain_path(tiny_dir, budget, checkpointing):
     # budget 40: groups are split into several units and micro-batches
     m_plain, g_plain = train(tiny_dir, shared=False, budget=budget)
-    m_shared, g_shared = train(tiny_dir, shared=True, budget=budget)
+    m_shared, g_shared = train(tiny_dir, shared=True, budget=budget, checkpointing=checkpointing)
     assert m_shared["padded_tokens"] < m_plain["padded_tokens"]  # the prompts ran once
     assert m_shared["tokens"] == m_plain["tokens"]
     skip = BOOKKEEPING | {"tokens", "micro_batches"}
