@@ -88,11 +88,6 @@ class RayConfig:
 def private_env() -> dict[str, str]:
     """Environment that makes a Ray started by this process private (see module doc)."""
     env = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    # No idle workers started ahead of need: every actor here gets its own worker, and a
-    # prestarted one only held memory (~130-300 MB RSS) and cores at start-up.
-    for key in ("RAY_enable_worker_prestart", "RAY_prestart_worker_first_driver"):
-        if os.environ.get(key) is None:
-            env[key] = "0"
     if os.environ.get("RAY_AUTH_MODE") is None:  # an explicit choice is the user's
         env["RAY_AUTH_MODE"] = "token"
         env["RAY_AUTH_TOKEN"] = os.environ.get("RAY_AUTH_TOKEN") or secrets.token_hex(32)

@@ -88,7 +88,6 @@ def test_loopback_detection_and_private_env(monkeypatch):
     monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
     env = private_env()
     assert env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0" and env["RAY_AUTH_MODE"] == "token"
-    assert env["RAY_enable_worker_prestart"] == "0" == env["RAY_prestart_worker_first_driver"]
     assert (
         len(env["RAY_AUTH_TOKEN"]) >= 32
         and private_env()["RAY_AUTH_TOKEN"] != env["RAY_AUTH_TOKEN"]
