@@ -40,6 +40,7 @@ from policy.batch import (
 )
 from policy.learner_config import LearnerConfig, lr_multiplier
 from policy.learner_forward import (
+    filled_positions,
     mask_kind,
     members,
     packed_logprobs,
@@ -53,7 +54,7 @@ from policy.loss_inputs import has_dropout, loss_needs, pad_rows
 from policy.metrics import Metric, MetricSums, over_mini_batches
 from policy.shared_prefix import Unit
 from policy.token_logprobs import token_entropy, token_logprobs
-from policy.weight_export import export_buckets, load_into, plan_buckets
+from policy.weight_export import _TensorsView, export_buckets, load_into, plan_buckets
 
 LossFn = Callable[[LossInputs], tuple[torch.Tensor, dict[str, Metric | float]]]
 DEFAULT_BUCKET_BYTES = 256 * 1024**2
@@ -236,8 +237,7 @@ class Learner:
         entropy: str = "off",
         model: Any = None,
     ) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
-        """Model output, (B, T) log-probs and entropy (or None) of one micro-batch. Shared-
-        prefix rows give only the wanted tokens (``loss_only``: the loss tokens), 0 elsewhere."""
+        """Output, (B, T) log-probs, entropy or None; shared-prefix rows: wanted tokens only."""
         chunk = self.config.logits_chunk_tokens
         if units is not None and shares(units):
             return packed_logprobs(
@@ -317,6 +317,7 @@ class Learner:
             "tokens": 0.0,
             "loss_tokens": 0.0,
             "padded_tokens": 0.0,
+            "forward_tokens": 0.0,
             "micro_batches": 0.0,
         }
         for rows in minis:
@@ -336,7 +337,10 @@ class Learner:
         metrics["lr"] = float(self.scheduler.get_last_lr()[0])
         metrics["step"] = float(self.step)
         metrics["skipped_steps_total"] = float(self.skipped_steps)
-        metrics["padding_fraction"] = 1.0 - counts["tokens"] / max(1.0, counts["padded_tokens"])
+        # the positions run that hold no token (a shared prompt's count once)
+        metrics["padding_fraction"] = 1.0 - counts["forward_tokens"] / max(
+            1.0, counts["padded_tokens"]
+        )
         metrics["time_s"] = elapsed
         metrics["tokens_per_s"] = counts["tokens"] / max(elapsed, 1e-9)
         return metrics
@@ -378,12 +382,13 @@ class Learner:
         router_logits = self.aux_coef > 0
         plan = self._micro_plan(seqs, self._share(seqs, router_logits))
         # Sequences without a loss token (masked truncations) do not count for seq means.
-        loss_tokens, n_seqs, tokens, padded = self._all_reduce(
+        loss_tokens, n_seqs, tokens, padded, forward = self._all_reduce(
             [
                 sum(s.num_loss_tokens for s in seqs),
                 sum(1 for s in seqs if s.num_loss_tokens),
                 sum(len(s) for s in seqs),
                 sum(positions(g, seqs) for g in plan if g is not None),
+                sum(filled_positions(g, seqs) for g in plan if g is not None),
             ]
         )
         self.engine.train()
@@ -453,6 +458,7 @@ class Learner:
             "tokens": tokens,
             "loss_tokens": loss_tokens,
             "padded_tokens": padded,
+            "forward_tokens": forward,
             "micro_batches": float(len(plan)),
         }
 
@@ -586,14 +592,3 @@ class Learner:
     def load(self, directory: str | os.PathLike) -> None:
         """Restore what ``save`` wrote; errors name the missing or corrupt file. Collective."""
         load_learner_state(self, Path(directory))
-
-
-class _TensorsView:
-    """Just enough of a model (``config`` and ``state_dict()``) for policy.checkpoint."""
-
-    def __init__(self, config: Any, tensors: dict[str, torch.Tensor]) -> None:
-        self.config = config
-        self._tensors = tensors
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return self._tensors

@@ -62,6 +62,12 @@ def positions(units: SequenceABC[Unit], seqs: SequenceABC[Sequence]) -> int:
     return max(unit_length(u, lengths) for u in units) * len(units)
 
 
+def filled_positions(units: SequenceABC[Unit], seqs: SequenceABC[Sequence]) -> int:
+    """Positions of this micro-batch that hold a token (a shared prompt counted once)."""
+    lengths = [len(s) for s in seqs]
+    return sum(unit_length(u, lengths) for u in units)
+
+
 def shares(units: SequenceABC[Unit]) -> bool:
     return any(len(u.members) > 1 for u in units)
 

@@ -9,6 +9,7 @@ iterating the export is a COLLECTIVE: every data-parallel rank must iterate it t
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -119,3 +120,14 @@ def _copy_into(
                     f"{tuple(param.shape)}"
                 )
             param.copy_(value.to(device=param.device, dtype=param.dtype))
+
+
+class _TensorsView:
+    """Just enough of a model (``config`` and ``state_dict()``) for policy.checkpoint."""
+
+    def __init__(self, config: Any, tensors: dict[str, torch.Tensor]) -> None:
+        self.config = config
+        self._tensors = tensors
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self._tensors

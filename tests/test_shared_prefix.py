@@ -107,8 +107,11 @@ def test_loss_metrics_and_gradients_equal_the_plain_path(tiny_dir, budget, check
     m_plain, g_plain = train(tiny_dir, shared=False, budget=budget)
     m_shared, g_shared = train(tiny_dir, shared=True, budget=budget, checkpointing=checkpointing)
     assert m_shared["padded_tokens"] < m_plain["padded_tokens"]  # the prompts ran once
-    assert m_shared["tokens"] == m_plain["tokens"]
-    skip = BOOKKEEPING | {"tokens", "micro_batches"}
+    assert m_shared["tokens"] == m_plain["tokens"] == m_plain["forward_tokens"]
+    # the shared rows' positions hold fewer tokens (a prompt once per unit), none negative
+    assert m_shared["forward_tokens"] < m_shared["tokens"]
+    assert 0.0 <= m_shared["padding_fraction"] < 1.0
+    skip = BOOKKEEPING | {"tokens", "micro_batches", "forward_tokens"}
     for key in sorted(set(m_plain) - skip):
         assert m_shared[key] == pytest.approx(m_plain[key], rel=1e-5, abs=1e-7), key
     assert m_plain["loss"] != 0.0
