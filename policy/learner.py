@@ -36,17 +36,26 @@ from policy.batch import (
     MicroBatch,
     Sequence,
     collate,
-    pack_micro_batches,
     split_mini_batches,
 )
 from policy.learner_config import LearnerConfig, lr_multiplier
+from policy.learner_forward import (
+    filled_positions,
+    mask_kind,
+    members,
+    packed_logprobs,
+    plan_micro_batches,
+    positions,
+    shares,
+)
 from policy.learner_reference import is_zero3, reference_model
 from policy.learner_setup import deepspeed_config, init_distributed
 from policy.learner_state import load_learner_state, save_learner_state
 from policy.loss_inputs import has_dropout, loss_needs, pad_rows
 from policy.metrics import Metric, MetricSums, over_mini_batches
+from policy.shared_prefix import Unit
 from policy.token_logprobs import token_entropy, token_logprobs
-from policy.weight_export import export_buckets, plan_buckets
+from policy.weight_export import _TensorsView, export_buckets, load_into, plan_buckets
 
 LossFn = Callable[[LossInputs], tuple[torch.Tensor, dict[str, Metric | float]]]
 DEFAULT_BUCKET_BYTES = 256 * 1024**2
@@ -150,6 +159,7 @@ class Learner:
             config=ds_config,
         )
         self.module: nn.Module = self.engine.module
+        self.mask_kind = mask_kind(self.module)  # None: no shared-prefix rows
         self.device = self.engine.device
         if reference is not None:
             self.reference = reference_model(reference, config, self.dtype, self.device)
@@ -206,9 +216,53 @@ class Learner:
             kwargs["output_router_logits"] = True
         return (self.engine if model is None else model)(**kwargs)
 
-    def _micro_plan(self, seqs: SequenceABC[Sequence]) -> list[list[int] | None]:
-        groups: list[list[int] | None] = list(
-            pack_micro_batches([len(s) for s in seqs], self.config.micro_batch_tokens)
+    def _share(self, seqs: SequenceABC[Sequence], router_logits: bool) -> bool:
+        """Shared-prefix rows for this batch? Not for packed rows, attention without 4D
+        masks, or MoE router losses (they would count a shared prompt once)."""
+        return (
+            self.config.shared_prefix
+            and self.mask_kind is not None
+            and not (router_logits and self.aux_coef > 0)
+            and all(s.position_ids is None for s in seqs)
+        )
+
+    def _micro_logprobs(
+        self,
+        seqs: SequenceABC[Sequence],
+        units: list[Unit] | None,
+        mb: MicroBatch,
+        *,
+        loss_only: bool,
+        router_logits: bool = False,
+        entropy: str = "off",
+        model: Any = None,
+    ) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
+        """Output, (B, T) log-probs, entropy or None; shared-prefix rows: wanted tokens only."""
+        chunk = self.config.logits_chunk_tokens
+        if units is not None and shares(units):
+            return packed_logprobs(
+                lambda kwargs: (self.engine if model is None else model)(**kwargs),
+                seqs,
+                units,
+                (mb.input_ids.shape[0], mb.input_ids.shape[1]),
+                loss_only=loss_only,
+                kind=self.mask_kind,  # type: ignore[arg-type]
+                dtype=self.dtype,
+                device=self.device,
+                chunk=chunk,
+                entropy=entropy,
+            )
+        out = self._forward(mb, router_logits=router_logits, model=model)
+        logprobs = token_logprobs(out.logits, mb.input_ids, chunk)
+        ent = None
+        if entropy != "off":
+            with torch.set_grad_enabled(entropy == "grad" and torch.is_grad_enabled()):
+                ent = token_entropy(out.logits, chunk)
+        return out, logprobs, ent
+
+    def _micro_plan(self, seqs: SequenceABC[Sequence], share: bool) -> list[list[Unit] | None]:
+        groups: list[list[Unit] | None] = list(
+            plan_micro_batches(seqs, self.config.micro_batch_tokens, share)
         )
         count = int(self._all_reduce([len(groups)], op=dist.ReduceOp.MAX)[0])
         # None = a zero-weight micro-batch so every rank runs as many forward/backward passes.
@@ -263,6 +317,7 @@ class Learner:
             "tokens": 0.0,
             "loss_tokens": 0.0,
             "padded_tokens": 0.0,
+            "forward_tokens": 0.0,
             "micro_batches": 0.0,
         }
         for rows in minis:
@@ -282,7 +337,10 @@ class Learner:
         metrics["lr"] = float(self.scheduler.get_last_lr()[0])
         metrics["step"] = float(self.step)
         metrics["skipped_steps_total"] = float(self.skipped_steps)
-        metrics["padding_fraction"] = 1.0 - counts["tokens"] / max(1.0, counts["padded_tokens"])
+        # the positions run that hold no token (a shared prompt's count once)
+        metrics["padding_fraction"] = 1.0 - counts["forward_tokens"] / max(
+            1.0, counts["padded_tokens"]
+        )
         metrics["time_s"] = elapsed
         metrics["tokens_per_s"] = counts["tokens"] / max(elapsed, 1e-9)
         return metrics
@@ -321,34 +379,34 @@ class Learner:
         reuse_old: bool,
     ) -> dict[str, Any]:
         cfg = self.config
-        plan = self._micro_plan(seqs)
+        router_logits = self.aux_coef > 0
+        plan = self._micro_plan(seqs, self._share(seqs, router_logits))
         # Sequences without a loss token (masked truncations) do not count for seq means.
-        loss_tokens, n_seqs, tokens, padded = self._all_reduce(
+        loss_tokens, n_seqs, tokens, padded, forward = self._all_reduce(
             [
                 sum(s.num_loss_tokens for s in seqs),
                 sum(1 for s in seqs if s.num_loss_tokens),
                 sum(len(s) for s in seqs),
-                sum(max(len(seqs[i]) for i in g) * len(g) for g in plan if g is not None),
+                sum(positions(g, seqs) for g in plan if g is not None),
+                sum(filled_positions(g, seqs) for g in plan if g is not None),
             ]
         )
         self.engine.train()
         sums = MetricSums()
         for i, group in enumerate(plan):
             self.engine.set_gradient_accumulation_boundary(i == len(plan) - 1)
-            mb = (self._dummy(seqs) if group is None else collate(seqs, group)).to(self.device)
-            out = self._forward(mb, router_logits=self.aux_coef > 0)
-            logprobs = token_logprobs(out.logits, mb.input_ids, cfg.logits_chunk_tokens)
-            entropy = None
-            if cfg.entropy != "off":
-                with torch.set_grad_enabled(cfg.entropy == "grad"):
-                    entropy = token_entropy(out.logits, cfg.logits_chunk_tokens)
-            if group is None:
+            rows = None if group is None else members(group)
+            mb = (self._dummy(seqs) if rows is None else collate(seqs, rows)).to(self.device)
+            out, logprobs, entropy = self._micro_logprobs(
+                seqs, group, mb, loss_only=True, router_logits=router_logits, entropy=cfg.entropy
+            )
+            if rows is None:
                 loss, metrics = logprobs.sum() * 0.0, {}
             else:
                 width = mb.input_ids.shape[1]
                 extras = dict(mb.extras)
                 for key, values in computed.items():
-                    extras[key] = pad_rows(values, group, width).to(self.device)
+                    extras[key] = pad_rows(values, rows, width).to(self.device)
                 if reuse_old:
                     extras["old_logprobs"] = logprobs.detach()
                 view = LossInputs(
@@ -365,7 +423,7 @@ class Learner:
             aux = getattr(out, "aux_loss", None)
             if self.aux_coef > 0 and aux is not None:
                 # token-weighted mean of the micro-batches' router losses over the mini-batch
-                weight = 0.0 if group is None else mb.num_tokens / max(1.0, tokens)
+                weight = 0.0 if rows is None else mb.num_tokens / max(1.0, tokens)
                 total = total + self.aux_coef * weight * aux
                 sums.add({"aux_loss": Metric.sum(weight * float(aux.detach()))})
             if bool(torch.isfinite(total.detach())):
@@ -375,7 +433,7 @@ class Learner:
                 # then skips the step on every rank, with no extra synchronisation here.
                 backward_loss = logprobs.sum() * float("nan")
             self.engine.backward(backward_loss, scale_wrt_gas=False)
-            if group is not None:
+            if rows is not None:
                 sums.add({"loss": Metric.sum(float(loss.detach())), **metrics})
                 if entropy is not None:
                     n = float(mb.loss_mask.sum())
@@ -400,6 +458,7 @@ class Learner:
             "tokens": tokens,
             "loss_tokens": loss_tokens,
             "padded_tokens": padded,
+            "forward_tokens": forward,
             "micro_batches": float(len(plan)),
         }
 
@@ -448,7 +507,7 @@ class Learner:
         out: list[torch.Tensor | None] = [None] * len(seqs)
         # Collective even with no sequences: every rank must agree on the micro-batch count
         # (a rank with none skips its passes; under ZeRO-3 give every rank at least one).
-        plan = self._micro_plan(seqs)
+        plan = self._micro_plan(seqs, self._share(seqs, router_logits=False))
         self.engine.eval()
         try:
             for group in plan:
@@ -457,13 +516,11 @@ class Learner:
                 separate = model is not None and not is_zero3(model)
                 if group is None and (not seqs or separate):
                     continue
-                mb = (self._dummy(seqs) if group is None else collate(seqs, group)).to(self.device)
-                lp = token_logprobs(
-                    self._forward(mb, router_logits=False, model=model).logits,
-                    mb.input_ids,
-                    self.config.logits_chunk_tokens,
-                ).cpu()
-                for row, idx in enumerate(group or []):
+                rows = [] if group is None else members(group)
+                mb = (self._dummy(seqs) if group is None else collate(seqs, rows)).to(self.device)
+                _, lp, _ = self._micro_logprobs(seqs, group, mb, loss_only=False, model=model)
+                lp = lp.cpu()
+                for row, idx in enumerate(rows):
                     out[idx] = lp[row, : mb.lengths[row]].clone()
         finally:
             self.engine.train()
@@ -527,38 +584,7 @@ class Learner:
 
     def _load_weights(self, weights: dict[str, torch.Tensor], source: Path) -> None:
         """Copy in-memory-named ``weights`` into the (possibly partitioned) parameters."""
-        params = dict(self.module.named_parameters())
-        missing = sorted(set(params) - set(weights))
-        if missing:
-            raise ValueError(
-                f"weights in {source} lack {len(missing)} parameters, e.g. {missing[:3]}"
-            )
-        names = list(params)
-        sizes = [(n, int(weights[n].numel()) * weights[n].element_size()) for n in names]
-        for group in plan_buckets(sizes, DEFAULT_BUCKET_BYTES):
-            tensors = [params[n] for n in group]
-            if self.config.zero_stage == 3:
-                import deepspeed
-
-                with deepspeed.zero.GatheredParameters(tensors, modifier_rank=0):
-                    if self.rank == 0:
-                        self._copy_into(group, tensors, weights, source)
-            else:
-                self._copy_into(group, tensors, weights, source)
-
-    @staticmethod
-    def _copy_into(
-        names: list[str], params: list[torch.Tensor], weights: dict[str, torch.Tensor], source: Path
-    ) -> None:
-        with torch.no_grad():
-            for name, param in zip(names, params):
-                value = weights[name]
-                if tuple(value.shape) != tuple(param.shape):
-                    raise ValueError(
-                        f"{source}: {name} has shape {tuple(value.shape)}, the model expects "
-                        f"{tuple(param.shape)}"
-                    )
-                param.copy_(value.to(device=param.device, dtype=param.dtype))
+        load_into(self.module, weights, source, zero3=self.config.zero_stage == 3, rank=self.rank)
 
     def save(self, directory: str | os.PathLike) -> None:
         """Write a loadable SAIL-VL2 checkpoint (rank 0) plus this learner's optimiser,
@@ -568,14 +594,3 @@ class Learner:
     def load(self, directory: str | os.PathLike) -> None:
         """Restore what ``save`` wrote; errors name the missing or corrupt file. Collective."""
         load_learner_state(self, Path(directory))
-
-
-class _TensorsView:
-    """Just enough of a model (``config`` and ``state_dict()``) for policy.checkpoint."""
-
-    def __init__(self, config: Any, tensors: dict[str, torch.Tensor]) -> None:
-        self.config = config
-        self._tensors = tensors
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return self._tensors

@@ -61,6 +61,9 @@ class LearnerConfig:
     # training forward when they are exactly the recompute's (one optimiser step per call, no
     # dropout), else recomputes before the first update; "recompute" always recomputes.
     old_logprobs: Literal["auto", "recompute"] = "auto"
+    # Forward the samples of one prompt as one row, the prompt once (policy.shared_prefix):
+    # the same log-probs and gradients up to float summation order, far fewer positions.
+    shared_prefix: bool = True
 
     def __post_init__(self) -> None:
         def need(ok: bool, field: str, msg: str) -> None:

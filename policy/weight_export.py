@@ -9,6 +9,7 @@ iterating the export is a COLLECTIVE: every data-parallel rank must iterate it t
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -76,3 +77,57 @@ def export_buckets(
 def _copy(param: torch.Tensor, dtype: torch.dtype | None, device) -> torch.Tensor:
     # always a copy: the caller must never alias live (or soon re-partitioned) storage
     return param.detach().to(device=device, dtype=dtype or param.dtype, copy=True)
+
+
+def load_into(
+    module: nn.Module,
+    weights: dict[str, torch.Tensor],
+    source: object,
+    *,
+    zero3: bool,
+    rank: int,
+    bucket_bytes: int = 256 * 1024**2,
+) -> None:
+    """Copy in-memory-named ``weights`` into ``module``'s (possibly ZeRO-3 partitioned)
+    parameters, bucket by bucket; errors name ``source``, the parameter and the shapes."""
+    params = dict(module.named_parameters())
+    missing = sorted(set(params) - set(weights))
+    if missing:
+        raise ValueError(f"weights in {source} lack {len(missing)} parameters, e.g. {missing[:3]}")
+    names = list(params)
+    sizes = [(n, int(weights[n].numel()) * weights[n].element_size()) for n in names]
+    for group in plan_buckets(sizes, bucket_bytes):
+        tensors = [params[n] for n in group]
+        if zero3:
+            import deepspeed
+
+            with deepspeed.zero.GatheredParameters(tensors, modifier_rank=0):
+                if rank == 0:
+                    _copy_into(group, tensors, weights, source)
+        else:
+            _copy_into(group, tensors, weights, source)
+
+
+def _copy_into(
+    names: list[str], params: list[torch.Tensor], weights: dict[str, torch.Tensor], source: object
+) -> None:
+    with torch.no_grad():
+        for name, param in zip(names, params):
+            value = weights[name]
+            if tuple(value.shape) != tuple(param.shape):
+                raise ValueError(
+                    f"{source}: {name} has shape {tuple(value.shape)}, the model expects "
+                    f"{tuple(param.shape)}"
+                )
+            param.copy_(value.to(device=param.device, dtype=param.dtype))
+
+
+class _TensorsView:
+    """Just enough of a model (``config`` and ``state_dict()``) for policy.checkpoint."""
+
+    def __init__(self, config: Any, tensors: dict[str, torch.Tensor]) -> None:
+        self.config = config
+        self._tensors = tensors
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self._tensors

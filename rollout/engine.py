@@ -85,6 +85,10 @@ class RolloutEngine:
         register()
         self.config = config
         self.is_cuda = current_platform.is_cuda()
+        if not self.is_cuda and config.in_process:
+            from rollout.cpu_eager import skip_sampler_compile
+
+            skip_sampler_compile()  # no C++ build in the first generate (rollout.cpu_eager)
         if config.enable_sleep_mode and not current_platform.is_sleep_mode_available():
             raise RuntimeError(
                 f"enable_sleep_mode=True but vLLM's sleep mode is not available on this "
@@ -104,7 +108,9 @@ class RolloutEngine:
         batched = config.max_num_batched_tokens
         if batched is None and not self.is_cuda:
             model_len = config.max_model_len or hf_config.llm_config.max_position_embeddings
-            batched = config.max_num_seqs * model_len
+            batched = cpu_batched_tokens(config.max_num_seqs, model_len)
+            # Whole prompts per step, never a split prefill (see RolloutConfig)
+            kwargs["enable_chunked_prefill"] = False
         if batched is not None:
             kwargs["max_num_batched_tokens"] = batched
         if config.in_process:
@@ -365,6 +371,18 @@ def _completion(prepared, sample, version: int) -> Completion:
         finish_reason=reason,
         weight_version=version,
     )
+
+
+def cpu_batched_tokens(max_num_seqs: int, model_len: int, budget: int = 16384) -> int:
+    """Tokens per engine step on CPU: ``budget``, but at least one whole sequence and one
+    token per running sequence. vLLM keeps (tokens x hidden) buffers of this size resident
+    (a 64 x 2048 token budget held 512 MiB at 1024 wide for a 106M model); with chunked
+    prefill off a step takes whole prompts up to the budget, the rest wait for the next.
+
+    >>> cpu_batched_tokens(64, 2048), cpu_batched_tokens(64, 40960)
+    (16384, 40960)
+    """
+    return max(budget, model_len, max_num_seqs)
 
 
 def _kv_cache_bytes(config: RolloutConfig, llm: Any) -> int:

@@ -21,6 +21,10 @@ def test_bench_trl_json_has_the_fields(tmp_path, capsys):
     assert tiny["step_time_ratio"] > 0
     assert set(tiny["peak_rss_mb"]) == {"sailrl", "trl"}
     assert all(v > 0 for v in tiny["peak_rss_mb"].values())
+    # PSS splits shared pages: not above RSS (read a moment apart in one sample)
+    assert all(
+        0 < tiny["peak_pss_mb"][k] <= 1.05 * tiny["peak_rss_mb"][k] for k in ("sailrl", "trl")
+    )
     assert all(len(c) == 2 for c in tiny["reward_curve"].values())
     assert tiny["architecture"] == "Qwen3ForCausalLM"
     assert png.read_bytes()[:4] == b"\x89PNG"

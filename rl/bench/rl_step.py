@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ def step_report(row: dict[str, Any], samples: int) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from policy.checkpoint import load_config
     from policy.params import parameter_summary
+    from rl.bench.learner_report import TreeMemory, learner_report, memory_report
     from rl.cluster.session import connect, stop_ray
     from rl.loop.driver import run_rl
     from rl.run.experiment import load_experiment
@@ -72,12 +74,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "algo.dynamic_sampling=false", "learner.lr=1e-5",
                     f"rollout.weight_transfer={args.weight_transfer}",
                 ])  # fmt: skip
-                run_rl(cfg, connect=connect)
+                memory = TreeMemory(os.getpid())
+                try:
+                    run_rl(cfg, connect=connect)
+                finally:
+                    memory.stop()
                 last = read_metrics(tmp)[-1]
                 params = parameter_summary(load_config(Path(tmp) / "init-model"))
+                learner = learner_report(last, Path(tmp) / "init-model")
             results[preset] = {
                 "params": params["total_params"],
                 **step_report(last, args.prompts * args.group_size),
+                "learner": learner,
+                "memory": memory_report(memory),
             }
     finally:
         stop_ray()

@@ -26,10 +26,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from rl.bench.memory import TreeMemory
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny-rl.yaml"
 REWARD = "rl.tasks.sanity:digit_fraction"  # the tiny-rl recipe's reward
@@ -80,6 +81,9 @@ def sailrl_overrides(model: str, s: dict[str, Any], run_dir: Path, seed: int) ->
         f"algo.loss.clip_low={s['clip_low']}", f"algo.loss.clip_high={s['clip_high']}",
         f"learner.lr={s['lr']}", "learner.warmup_steps=0", "learner.schedule=constant",
         f"learner.grad_clip={s['grad_clip']}", "learner.dtype=float32",
+        # TRL's GRPOConfig checkpoints activations by default; the same here (exact: the
+        # recomputed forward gives the same values)
+        "learner.gradient_checkpointing=true",
         f"rewards.custom.digits={REWARD}",
     ]  # fmt: skip
 
@@ -121,45 +125,6 @@ def prepare(model: str, s: dict[str, Any], work: Path, seed: int) -> dict[str, A
     return plan
 
 
-class TreeMemory:
-    """Samples the summed RSS of a process and all its descendants in a thread."""
-
-    def __init__(self, pid: int, interval_s: float = 0.2) -> None:
-        import psutil
-
-        self._root = psutil.Process(pid)
-        self.peak_mb = 0.0
-        self.peak_by_process: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(interval_s,), daemon=True)
-        self._thread.start()
-
-    def _run(self, interval_s: float) -> None:
-        import psutil
-
-        while not self._stop.is_set():
-            try:
-                procs = [self._root, *self._root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                return
-            total, now = 0.0, {}
-            for p in procs:
-                try:
-                    mb = p.memory_info().rss / 2**20
-                    name = f"{p.name()}[{p.pid}]"
-                except psutil.NoSuchProcess:
-                    continue
-                total += mb
-                now[name] = mb
-            if total > self.peak_mb:
-                self.peak_mb, self.peak_by_process = total, now
-            self._stop.wait(interval_s)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def run_side(side: str, work: Path, timeout_s: float) -> dict[str, Any]:
     """Run one side in a fresh process; its numbers plus start-up and peak memory."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
@@ -180,10 +145,10 @@ def run_side(side: str, work: Path, timeout_s: float) -> dict[str, Any]:
         tail = (work / f"{side}.log").read_text()[-3000:]
         raise RuntimeError(f"the {side} side exited with code {code}:\n{tail}")
     out = json.loads((work / f"{side}.json").read_text())
-    top = sorted(memory.peak_by_process.items(), key=lambda kv: -kv[1])[:6]
     return {**out, "wall_s": time.time() - spawned,
             "startup_s": out["first_step_start"] - spawned, "peak_rss_mb": memory.peak_mb,
-            "peak_processes_mb": {k: round(v) for k, v in top}}  # fmt: skip
+            "peak_processes_mb": memory.top(), "peak_pss_mb": memory.peak_pss_mb,
+            "peak_pss_processes_mb": memory.top(pss=True)}  # fmt: skip
 
 
 def summarize(side: dict[str, Any]) -> dict[str, Any]:
@@ -244,6 +209,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "wall_s": {k: round(v["wall_s"], 1) for k, v in sides.items()},
             "peak_rss_mb": {k: round(v["peak_rss_mb"]) for k, v in sides.items()},
             "peak_processes_mb": {k: v["peak_processes_mb"] for k, v in sides.items()},
+            "peak_pss_mb": {k: round(v["peak_pss_mb"]) for k, v in sides.items()},
+            "peak_pss_processes_mb": {k: v["peak_pss_processes_mb"] for k, v in sides.items()},
             "step_s": {k: [round(x, 3) for x in v["step_s"]] for k, v in sides.items()},
             "reward_curve": {
                 k: [None if x is None else round(x, 4) for x in v["reward"]]
@@ -262,7 +229,8 @@ def print_model(model: str, r: dict[str, Any]) -> None:
           f"samples x {s['max_new_tokens']} tokens, {s['steps']} steps, lr {s['lr']:g}")  # fmt: skip
     print(f"{'':24}{'sailrl':>12}{'trl':>12}")
     for label, key in (("median step s", "median_step_s"), ("start-up s", "startup_s"),
-                       ("peak RSS MB (all procs)", "peak_rss_mb")):  # fmt: skip
+                       ("peak RSS MB (all procs)", "peak_rss_mb"),
+                       ("peak PSS MB (all procs)", "peak_pss_mb")):  # fmt: skip
         print(f"{label:24}{r[key]['sailrl']:>12}{r[key]['trl']:>12}")
     print(f"step time ratio (TRL / sailrl): {r['step_time_ratio']}")
     for side in ("sailrl", "trl"):

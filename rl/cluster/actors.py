@@ -125,11 +125,12 @@ class Cluster:
         self.rewards = reward_actor.remote(cfg.rewards)
         # Held-out evaluation scores rewards.eval_reward + format (comparable across stages).
         self.eval_rewards = reward_actor.remote(eval_rewards(cfg.rewards))
-        # Fail here, not mid-step, if an actor cannot start (bad checkpoint, no memory).
-        on_cuda = set(ray.get([e.on_cuda.remote() for e in self.engines]))
-        ray.get([learner.optimizer_step.remote() for learner in self.learners])
-        (engines_on_cuda,) = on_cuda
+        # Fail here, before any step, if an engine cannot start (bad checkpoint, no memory).
+        (engines_on_cuda,) = set(ray.get([e.on_cuda.remote() for e in self.engines]))
         self.weights = weight_sync(cfg.rollout, engines_on_cuda, self.learners, self.engines)
+        # A broadcast group waits for the learners here; with local buckets they finish
+        # starting (DeepSpeed, the weights) while the first batch is generated, and the first
+        # learner call waits for them and raises their start-up error, before any training.
         self.weights.open(cfg.rollout.weight_sync_timeout_s, loopback=cfg.ray.private)
 
     # -- rollout ---------------------------------------------------------------------------

@@ -80,7 +80,9 @@ class BroadcastSync:
         self.transport, self.learners, self.engines = transport, learners, engines
 
     def open(self, timeout_s: float, loopback: bool) -> None:
-        """Learner rank 0 hosts a broadcast group; every engine worker joins it."""
+        """Learner rank 0 hosts a broadcast group; every engine worker joins it (the
+        learners must be up: fail here if one cannot start)."""
+        ray.get([learner.optimizer_step.remote() for learner in self.learners])
         host, port = ray.get(self.learners[0].weight_channel_address.remote(loopback))
         sizes = ray.get([e.num_workers.remote() for e in self.engines])
         world = 1 + sum(sizes)
