@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny-rl.yaml"
-PHASES = ("generate", "reward", "train", "sync", "step")
+PHASES = ("generate", "reward", "train", "sync", "eval", "save", "step")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +50,10 @@ def step_report(row: dict[str, Any], samples: int) -> dict[str, Any]:
         "sync_gb": round(sync_gb, 4),
         # the whole sync phase (export, transfer, load) per GB of weights
         "sync_seconds_per_gb": round(row["time/sync"] / sync_gb, 3) if sync_gb else None,
+        # rl.bench_meter: what the driver sent/received through Ray, and its CPU seconds
+        "ray_bytes": {k[4:]: int(v) for k, v in row.items() if k.startswith("ray/")},
+        "driver_cpu_s": round(row.get("driver/cpu_s", 0.0), 3),
+        "meter_overhead_s": round(row.get("driver/meter_s", 0.0), 3),
     }
 
 
@@ -58,11 +62,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from policy.checkpoint import load_config
     from policy.params import parameter_summary
+    from rl.bench_meter import RayMeter
     from rl.driver import run_rl
     from rl.experiment import load_experiment
     from rl.runlog import read_metrics
 
     results: dict[str, Any] = {}
+    meter = RayMeter()
+    meter.install()
     try:
         for preset in args.models:
             with tempfile.TemporaryDirectory() as tmp:
@@ -73,14 +80,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "algo.dynamic_sampling=false", "learner.lr=1e-5",
                     f"rollout.weight_transfer={args.weight_transfer}",
                 ])  # fmt: skip
+                meter.take()  # counting starts here: step 1 also carries the start-up
                 run_rl(cfg)
-                last = read_metrics(tmp)[-1]
+                rows = read_metrics(tmp)
+                last = rows[-1]
                 params = parameter_summary(load_config(Path(tmp) / "init-model"))
             results[preset] = {
                 "params": params["total_params"],
                 **step_report(last, args.prompts * args.group_size),
+                "step_seconds": [round(r["time/step"], 3) for r in rows],
+                "driver_cpu_s_per_step": [round(r["driver/cpu_s"], 3) for r in rows],
             }
     finally:
+        meter.uninstall()
         ray.shutdown()
     return {"bench": "rl", "prompts_per_step": args.prompts, "group_size": args.group_size,
             "max_new_tokens": args.max_new_tokens, "weight_transfer": args.weight_transfer,
