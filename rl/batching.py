@@ -2,14 +2,15 @@
 
 A *group* is the ``n`` completions of one prompt with their rewards. The driver keeps groups
 (dynamic sampling drops uninformative ones), then ``train_sequences`` turns them into one
-record per completion: prompt + response token ids, a loss mask over the response, and the
-per-token advantage and sampling logprob the loss needs.
+record per completion: prompt + response token ids, a loss mask over the response, the
+sequence's advantage (one number: the loss broadcasts it over the tokens) and the sampling
+logprobs (a float32 tensor) the loss needs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence as Seq
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -20,21 +21,26 @@ from rl.algos import AlgoConfig, mask_truncated, overlong_penalty
 
 @dataclass(frozen=True)
 class Prompt:
-    """One prompt as both sides see it: the example, its token ids and its image tiles."""
+    """One prompt as both sides see it: the example, its token ids and its image tiles
+    (rendered, tiled and tokenised once, by ``rl.prompts.PromptBuilder``; ``input_ids``
+    None where rendering failed: the engine then reports the prompt as a failure)."""
 
     prompt_id: str
     example: Any  # policy.data.Example
     mode: str
     pixel_values: torch.Tensor | None = None
+    input_ids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
 class Group:
-    """The completions of one prompt and their scores (same order)."""
+    """The completions of one prompt and their scores (same order); ``shaped``: the rewards
+    after shaping (``with_shaped``), computed once per group."""
 
     prompt: Prompt
     completions: tuple[Any, ...]  # rollout.types.Completion
     results: tuple[Any, ...]  # rewards.records.RewardResult
+    shaped: tuple[float, ...] | None = None
 
     @property
     def rewards(self) -> list[float]:
@@ -52,24 +58,44 @@ def shaped_rewards(groups: Seq[Group], cfg: AlgoConfig, max_tokens: int) -> torc
     return rewards
 
 
+def with_shaped(groups: Seq[Group], cfg: AlgoConfig, max_tokens: int) -> list[Group]:
+    """The groups with their shaped rewards attached: the one place they are computed."""
+    flat = shaped_rewards(groups, cfg, max_tokens).tolist()
+    out, i = [], 0
+    for g in groups:
+        out.append(replace(g, shaped=tuple(flat[i : i + len(g.results)])))
+        i += len(g.results)
+    return out
+
+
+def flat_shaped(groups: Seq[Group]) -> torch.Tensor:
+    """The attached shaped rewards, flat with groups contiguous (float32, as computed)."""
+    if any(g.shaped is None for g in groups):
+        raise ValueError("groups carry no shaped rewards: attach them with with_shaped()")
+    return torch.tensor([r for g in groups for r in g.shaped], dtype=torch.float32)
+
+
 def train_sequences(
-    groups: Seq[Group], cfg: AlgoConfig, group_size: int, max_tokens: int
+    groups: Seq[Group], cfg: AlgoConfig, group_size: int
 ) -> tuple[list[Sequence], torch.Tensor]:
     """One ``policy.batch.Sequence`` per completion, and the advantages used.
 
-    Position t of every per-token list refers to token t of prompt + response; only response
-    tokens carry loss (and none of a truncated sample when ``cfg.mask_truncated``).
+    Position t of every per-token value refers to token t of prompt + response; only response
+    tokens carry loss (and none of a truncated sample when ``cfg.mask_truncated``). The
+    advantage is per sequence (``Sequence.scalars``); the loss broadcasts it over the loss
+    mask (``rl.algos.token_advantages``). Groups carry shaped rewards (``with_shaped``).
 
         >>> from types import SimpleNamespace as NS
         >>> c = lambda ids, r: NS(prompt_token_ids=(1, 2), token_ids=ids, logprobs=(-0.5,) * len(ids),
         ...                       finish_reason="stop")
         >>> res = lambda r: NS(reward=r)
         >>> g = Group(Prompt("p", None, "think"), (c((5, 6), 1), c((7,), 0)), (res(1.0), res(0.0)))
-        >>> seqs, adv = train_sequences([g], AlgoConfig(advantage="drgrpo"), 2, 16)
-        >>> seqs[0].input_ids, seqs[0].loss_mask, seqs[0].extras["advantages"]
-        ([1, 2, 5, 6], [0, 0, 1, 1], [0.0, 0.0, 0.5, 0.5])
+        >>> cfg = AlgoConfig(advantage="drgrpo")
+        >>> seqs, adv = train_sequences(with_shaped([g], cfg, 16), cfg, 2)
+        >>> seqs[0].input_ids, seqs[0].loss_mask, seqs[0].scalars["advantages"]
+        ([1, 2, 5, 6], [0, 0, 1, 1], 0.5)
         >>> seqs[1].extras["rollout_logprobs"]
-        [0.0, 0.0, -0.5]
+        tensor([ 0.0000,  0.0000, -0.5000])
     """
     for g in groups:
         if len(g.completions) != group_size or len(g.results) != group_size:
@@ -77,7 +103,7 @@ def train_sequences(
                 f"prompt {g.prompt.prompt_id}: {len(g.completions)} completions and "
                 f"{len(g.results)} scores, expected {group_size} of each"
             )
-    advantages = cfg.advantage.compute(shaped_rewards(groups, cfg, max_tokens), group_size)
+    advantages = cfg.advantage.compute(flat_shaped(groups), group_size)
     comps = [c for g in groups for c in g.completions]
     keep = torch.ones(len(comps), 1)
     if cfg.mask_truncated:
@@ -88,16 +114,15 @@ def train_sequences(
         for comp in g.completions:
             p, r = len(comp.prompt_token_ids), len(comp.token_ids)
             trained = bool(keep[i, 0])
-            adv = float(advantages[i])
+            rollout = torch.zeros(p + r, dtype=torch.float32)
+            rollout[p:] = torch.tensor(comp.logprobs, dtype=torch.float32)
             sequences.append(
                 Sequence(
                     input_ids=[*comp.prompt_token_ids, *comp.token_ids],
                     loss_mask=[0] * p + [int(trained)] * r,
                     pixel_values=g.prompt.pixel_values,
-                    extras={
-                        "advantages": [0.0] * p + [adv] * r,
-                        "rollout_logprobs": [0.0] * p + [float(x) for x in comp.logprobs],
-                    },
+                    extras={"rollout_logprobs": rollout},
+                    scalars={"advantages": float(advantages[i])},
                 )
             )
             i += 1
