@@ -113,7 +113,8 @@ class LossInputs:
     """What the injected ``loss_fn(mb) -> (loss, metrics)`` sees for one micro-batch.
 
     All per-token tensors are (B, T), aligned by the module's convention (position 0 and
-    padding are 0 in ``loss_mask``). Extras are reachable as ``mb.extras["advantages"]`` or
+    padding are 0 in ``loss_mask``); an extra from ``Sequence.scalars`` is (B,), one value per
+    row, for the loss to broadcast. Extras are reachable as ``mb.extras["advantages"]`` or
     ``mb.advantages``. ``global_token_count``/``global_sequence_count``: loss tokens and
     sequences in the whole mini-batch summed over all data-parallel ranks; a token-mean loss
     is ``(per_token * mb.loss_mask).sum() / mb.global_token_count`` and the learner sums the
