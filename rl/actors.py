@@ -14,6 +14,7 @@ from typing import Any
 
 import ray
 
+from rl.batching import deal
 from rl.evaluation import eval_rewards
 from rl.plugins import reward_runtime_env
 from rl.topology import (
@@ -183,11 +184,12 @@ class Cluster:
         return ray.get(self.eval_rewards.score.remote(inputs))
 
     # -- learner ---------------------------------------------------------------------------
-    def train_step(self, seqs: list, loss_fn: Any) -> dict[str, float]:
-        parts = _shards(seqs, len(self.learners))
+    def train_step(self, groups: list, loss_fn: Any) -> dict[str, float]:
+        """``groups``: ``rl.batching.TrainGroup`` records; each rank gets its share of the
+        samples (``rl.batching.deal``), every prompt once, and builds the sequences itself."""
+        parts = deal(groups, len(self.learners))
         refs = [
-            learner.train_step.remote([seqs[i] for i in part], loss_fn)
-            for learner, part in zip(self.learners, parts)
+            learner.train_step.remote(part, loss_fn) for learner, part in zip(self.learners, parts)
         ]
         return ray.get(refs)[0]  # metrics are reduced across ranks already
 

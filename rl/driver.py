@@ -18,7 +18,7 @@ import ray
 from policy.processor import SAILVLProcessor
 from rl.actors import Cluster, root_cause
 from rl.algos import BatchFiller
-from rl.batching import Group, flat_shaped, group_metrics, train_sequences, with_shaped
+from rl.batching import Group, flat_shaped, group_metrics, train_groups, with_shaped
 from rl.checkpoint import CheckpointManager, read_state
 from rl.evaluation import evaluate
 from rl.experiment import ExperimentConfig
@@ -98,10 +98,12 @@ def _loop(cfg, cluster, ckpts, start, model_dir, runlog, data) -> None:
         if loop.overlap and step + 1 < loop.steps:
             gen.prefetch(step + 1)  # next step samples while this one trains
         if kept:
-            seqs, _ = train_sequences(kept, algo, loop.group_size)
+            records, _ = train_groups(kept, algo, loop.group_size)
             t = time.perf_counter()
             # old (and reference) logprobs are computed by the learner within the call
-            metrics.update({f"train/{k}": v for k, v in cluster.train_step(seqs, loss_fn).items()})
+            metrics.update(
+                {f"train/{k}": v for k, v in cluster.train_step(records, loss_fn).items()}
+            )
             metrics["time/train"] = time.perf_counter() - t
             t = time.perf_counter()
             metrics.update(cluster.sync_weights(step + 1, loop.sync_bucket_mb << 20))

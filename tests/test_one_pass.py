@@ -19,7 +19,16 @@ from policy.learner import Learner
 from policy.learner_config import LearnerConfig
 from policy.processor import SAILVLProcessor
 from rl.algos import AlgoConfig
-from rl.batching import Group, Prompt, flat_shaped, shaped_rewards, train_sequences, with_shaped
+from rl.batching import (
+    Group,
+    Prompt,
+    deal,
+    flat_shaped,
+    shaped_rewards,
+    train_groups,
+    train_sequences,
+    with_shaped,
+)
 from rl.loss import RLLoss
 from rl.prompts import PromptBuilder
 from rollout.parity import parity_requests
@@ -183,3 +192,21 @@ def test_a_learner_step_is_bit_identical_with_per_sequence_advantages(tiny_dir):
     }
     assert m_old["micro_batches"] > 1
     assert all(torch.equal(w_old[n], w_new[n]) for n in w_old)
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 3])
+def test_dealt_groups_give_each_rank_the_sequences_of_the_round_robin_split(ranks):
+    cfg = AlgoConfig(mask_truncated=True)
+    groups = with_shaped(_groups(), cfg, 4)
+    records, _ = train_groups(groups, cfg, 2)
+    seqs, _ = train_sequences(groups, cfg, 2)
+    for rank, part in enumerate(deal(records, ranks)):
+        got = [s for g in part for s in g.sequences()]
+        want = seqs[rank::ranks]
+        assert [s.input_ids for s in got] == [s.input_ids for s in want]
+        assert [s.loss_mask for s in got] == [s.loss_mask for s in want]
+        assert [s.scalars for s in got] == [s.scalars for s in want]
+        for a, b in zip(got, want):
+            assert torch.equal(a.extras["rollout_logprobs"], b.extras["rollout_logprobs"])
+        # a prompt travels once per rank, however many of its samples the rank trains
+        assert len(part) <= len(records) and sum(len(g) for g in part) == len(want)
