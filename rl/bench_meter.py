@@ -2,8 +2,8 @@
 
 Bytes are measured where the driver meets Ray, with Ray's own serializer: every argument
 of an actor call the driver makes (``ActorMethod._remote``; an ObjectRef passed on counts 0,
-its data goes actor to actor) and every result the driver fetches (``ray.get``; each object
-once), re-serialised to the size Ray's object format gives it (``total_bytes``). Driver CPU
+its data goes actor to actor), every object it puts (``ray.put``) and every result it
+fetches (``ray.get``; each object once), re-serialised to the size Ray's object format gives it (``total_bytes``). Driver CPU
 is the process CPU time of the driver (``time.process_time``: its own and Ray's threads in
 it) between two logged steps, less the meter's own CPU. Installed by the bench only.
 """
@@ -42,7 +42,7 @@ class RayMeter:
 
         from rl.runlog import RunLog
 
-        meter, remote, get, log = self, ActorMethod._remote, ray.get, RunLog.log
+        meter, remote, get, put, log = self, ActorMethod._remote, ray.get, ray.put, RunLog.log
 
         def counted_remote(method, args=None, kwargs=None, **options):
             values = [*(args or ()), *(kwargs or {}).values()]
@@ -63,6 +63,10 @@ class RayMeter:
                     meter.bytes[f"ray/received_bytes/{name}"] += meter._size(value)
             return values
 
+        def counted_put(value, *a, **kw):
+            meter.bytes["ray/sent_bytes/put"] += meter._size(value)
+            return put(value, *a, **kw)
+
         def stamped_log(runlog, step, metrics):
             metrics.update(meter.take())
             return log(runlog, step, metrics)
@@ -70,6 +74,7 @@ class RayMeter:
         for owner, name, new in (
             (ActorMethod, "_remote", counted_remote),
             (ray, "get", counted_get),
+            (ray, "put", counted_put),
             (RunLog, "log", stamped_log),
         ):
             self._undo.append((owner, name, getattr(owner, name)))
