@@ -8,15 +8,14 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-class Echo:
-    def back(self, payload: bytes, n: int) -> bytes:
-        return payload[:n]
-
-
 def test_meter_counts_arguments_and_results_per_method():
     import ray
 
     from rl.bench_meter import RayMeter
+
+    class Echo:  # defined here: pickled by value, the worker cannot import tests/
+        def back(self, payload: bytes, n: int) -> bytes:
+            return payload[:n]
 
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     meter = RayMeter()
