@@ -31,7 +31,6 @@ import torch
 
 from policy.learner_store import bound_store, is_loopback
 
-TRANSPORTS = ("nccl", "gloo")
 BUCKET, END, ABORT = 1, 0, -1
 ALIGN = 16
 
@@ -121,9 +120,65 @@ class StreamStats:
     num_buckets: int = 0
 
 
+class _NcclGroup:
+    """vLLM's ``PyNcclCommunicator`` on a stateless group (the learner's own torch.distributed
+    group is untouched); tensors live on ``device``."""
+
+    def __init__(self, host: str, port: int, rank: int, world_size: int, timeout_s: float,
+                 device: torch.device | None) -> None:  # fmt: skip
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                "weight-sync transport 'nccl' needs a CUDA GPU in this process; use "
+                "rollout.weight_transfer: gloo (or local) on machines without one"
+            )
+        from vllm.distributed.weight_transfer.nccl_common import stateless_init_process_group
+
+        if is_loopback(host):  # NCCL's bootstrap sockets then stay on loopback too
+            os.environ.setdefault("NCCL_SOCKET_IFNAME", "lo")
+        self.device = device or torch.device("cuda", torch.cuda.current_device())
+        # vLLM's stateless group binds its store's listening socket to ``host``.
+        self._comm = stateless_init_process_group(host, port, rank, world_size, self.device)
+
+    def broadcast(self, tensor: torch.Tensor) -> None:
+        self._comm.broadcast(tensor, src=0, stream=torch.cuda.current_stream(self.device))
+
+    def synchronize(self) -> None:
+        torch.cuda.current_stream(self.device).synchronize()
+
+    def close(self) -> None:
+        self._comm.destroy()
+
+
+class _GlooGroup:
+    """A gloo group over TCP on CPU tensors (``device`` is ignored)."""
+
+    def __init__(self, host: str, port: int, rank: int, world_size: int, timeout_s: float,
+                 device: torch.device | None) -> None:  # fmt: skip
+        self.device = torch.device("cpu")
+        self._comm = _gloo_group(host, port, rank, world_size, timedelta(seconds=timeout_s))
+
+    def broadcast(self, tensor: torch.Tensor) -> None:
+        from torch.distributed import BroadcastOptions
+
+        options = BroadcastOptions()
+        options.rootRank = 0
+        self._comm.broadcast([tensor], options).wait()
+
+    def synchronize(self) -> None:
+        pass  # gloo's wait() already returned after the data arrived
+
+    def close(self) -> None:
+        pass
+
+
+GROUPS = {"nccl": _NcclGroup, "gloo": _GlooGroup}
+TRANSPORTS = tuple(GROUPS)
+
+
 class Channel:
     """One member of the broadcast group. Rank 0 hosts the rendezvous at ``host:port``;
-    constructing blocks until all ``world_size`` members have joined (or ``timeout_s``)."""
+    constructing blocks until all ``world_size`` members have joined (or ``timeout_s``).
+    ``transport`` picks the group once (``GROUPS``); ``device`` is where nccl's tensors live."""
 
     def __init__(
         self,
@@ -135,50 +190,25 @@ class Channel:
         timeout_s: float = 600.0,
         device: torch.device | None = None,
     ) -> None:
-        if transport not in TRANSPORTS:
+        if transport not in GROUPS:
             raise ValueError(f"weight-sync transport {transport!r}: use one of {TRANSPORTS}")
         if world_size < 2 or not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} of world size {world_size}: need 0 <= rank < size >= 2")
         self.transport = transport
-        if transport == "nccl":
-            if not torch.cuda.is_available():
-                raise RuntimeError(
-                    "weight-sync transport 'nccl' needs a CUDA GPU in this process; use "
-                    "rollout.weight_transfer: gloo (or local) on machines without one"
-                )
-            from vllm.distributed.weight_transfer.nccl_common import (
-                stateless_init_process_group,
-            )
-
-            if is_loopback(host):  # NCCL's bootstrap sockets then stay on loopback too
-                os.environ.setdefault("NCCL_SOCKET_IFNAME", "lo")
-            self.device = device or torch.device("cuda", torch.cuda.current_device())
-            # vLLM's stateless group binds its store's listening socket to ``host``.
-            self._comm = stateless_init_process_group(host, port, rank, world_size, self.device)
-        else:
-            self.device = torch.device("cpu")
-            self._comm = _gloo_group(host, port, rank, world_size, timedelta(seconds=timeout_s))
+        self._group = GROUPS[transport](host, port, rank, world_size, timeout_s, device)
+        self.device = self._group.device
 
     def broadcast(self, tensor: torch.Tensor) -> None:
         """Rank 0's ``tensor`` into everyone's ``tensor`` (same shape and dtype on all)."""
-        if self.transport == "nccl":
-            self._comm.broadcast(tensor, src=0, stream=torch.cuda.current_stream(self.device))
-        else:
-            from torch.distributed import BroadcastOptions
-
-            options = BroadcastOptions()
-            options.rootRank = 0
-            self._comm.broadcast([tensor], options).wait()
+        self._group.broadcast(tensor)
 
     def synchronize(self) -> None:
         """Wait until every broadcast issued so far has completed on this rank."""
-        if self.transport == "nccl":
-            torch.cuda.current_stream(self.device).synchronize()
+        self._group.synchronize()
 
     def close(self) -> None:
-        if self.transport == "nccl":
-            self._comm.destroy()
-        self._comm = None
+        self._group.close()
+        self._group = None
 
 
 def _gloo_group(host: str, port: int, rank: int, world_size: int, timeout: timedelta):

@@ -95,15 +95,6 @@ class RolloutEngine:
         self.processor = SAILVLProcessor(tokenizer, hf_config)
         self.hf_config = hf_config
         self.tokenizer = tokenizer
-        backend = config.weight_transfer
-        if backend == "auto":
-            backend = "nccl" if self.is_cuda else "local"
-        if backend == "nccl" and not self.is_cuda:
-            raise RuntimeError(
-                "weight_transfer 'nccl' needs CUDA GPUs; on this machine use 'gloo' "
-                "(broadcast over TCP) or 'local' (buckets through Ray's object store)"
-            )
-        self.weight_backend = backend
         kwargs: dict[str, Any] = {}
         if self.is_cuda:
             kwargs["gpu_memory_utilization"] = config.gpu_memory_utilization

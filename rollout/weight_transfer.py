@@ -93,7 +93,7 @@ class SailrlWeightTransferEngine(WeightTransferEngine[ChannelInfo, BucketInfo]):
             rank=init_info.rank_offset + self.parallel_config.rank,
             world_size=init_info.world_size,
             timeout_s=init_info.timeout_s,
-            device=self.device if init_info.transport == "nccl" else None,
+            device=self.device,  # where nccl receives (gloo: CPU)
         )
 
     def start_weight_update(self) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import rl.driver
+import rl.cluster.session
 from rl.cli import main
 
 GOOD_ROW = {"prompt": "What is 1+1?", "answer": "2", "mode": "think"}
@@ -175,7 +175,7 @@ def _uses(name: str) -> list[str]:
 def base(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(rl.driver, "Cluster", _tripwire)
+    monkeypatch.setattr(rl.cluster.session, "connect", _tripwire)
     train = _write_rows(tmp_path / "train.jsonl", [GOOD_ROW] * 4)
     config = tmp_path / "exp.yaml"
     config.write_text(

@@ -1,5 +1,5 @@
 """The bench's Ray meter counts what the driver sends to and fetches from actors, per method,
-each fetched object once, and hands it out per step (``rl.bench_meter``)."""
+each fetched object once, and hands it out per step (``rl.cluster.meter``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ pytestmark = pytest.mark.integration
 def test_meter_counts_arguments_and_results_per_method():
     import ray
 
-    from rl.bench_meter import RayMeter
+    from rl.cluster.meter import RayMeter
 
     class Echo:  # defined here: pickled by value, the worker cannot import tests/
         def back(self, payload: bytes, n: int) -> bytes:

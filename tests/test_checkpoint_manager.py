@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from rl.checkpoint import CheckpointError, CheckpointManager, read_state
+from rl.run.checkpoint import CheckpointError, CheckpointManager, read_state
 
 
 def _writer(payload):

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from rl.config import ConfigError
-from rl.experiment import load_experiment
-from rl.pipeline import load_pipeline
+from rl.recipe.pipeline import load_pipeline
+from rl.run.experiment import load_experiment
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PIPELINES = ["demo.yaml", "sailvl2-2b.yaml", "sailvl2-8b.yaml", "sailvl2-moe.yaml"]

@@ -11,9 +11,10 @@ from policy.checkpoint import init_checkpoint
 from policy.data import Example
 from policy.processor import SAILVLProcessor
 from rewards import RewardRuntime, RewardsConfig, RuntimeConfig
-from rl.evaluation import eval_rewards, evaluate
-from rl.offline import correctness_rewards
-from rl.prompts import PromptBuilder
+from rl.loop.evaluation import evaluate
+from rl.loop.prompts import PromptBuilder
+from rl.recipe.offline import correctness_rewards
+from rl.run.eval_rewards import eval_rewards
 
 EXAMPLES = [Example("List the primes below 6.", None, "2, 3, 5"), Example("Say 7.", None, "7")]
 # What the "model" writes per prompt: two of three primes, and a correct 7.

@@ -43,7 +43,7 @@ def test_two_rank_zero2_keeps_weights_identical(tmp_path):
     from policy.checkpoint import init_checkpoint, load_tensors
 
     ckpt = init_checkpoint("tiny", tmp_path / "ckpt", seed=3)
-    from rl.topology import free_port
+    from rl.cluster.topology import free_port
 
     port = free_port()
     # spawned children inherit sys.path, so they import this module and learner_fixtures
@@ -73,7 +73,7 @@ def _rl_rank_main(rank: int, world: int, port: int, ckpt: str, out: str) -> None
     torch.set_num_threads(1)
     from test_learner_rl import rl_batch, train_once
 
-    # the rank's round-robin share of the same mini-batch, as rl.actors deals it
+    # the rank's round-robin share of the same mini-batch, as rl.cluster.actors deals it
     metrics, grads, _ = train_once(ckpt, lambda learner: rl_batch(learner)[rank::world])
     torch.save({"metrics": metrics, "grads": grads}, os.path.join(out, f"rl{rank}.pt"))
 
@@ -83,7 +83,7 @@ def test_rl_metrics_and_gradients_are_the_same_on_one_and_two_ranks(tmp_path):
     from test_learner_rl import BOOKKEEPING, assert_same_metrics, rl_batch, train_once
 
     from policy.checkpoint import init_checkpoint
-    from rl.topology import free_port
+    from rl.cluster.topology import free_port
 
     ckpt = init_checkpoint("tiny", tmp_path / "ckpt", seed=1)
     mp.spawn(_rl_rank_main, args=(2, free_port(), str(ckpt), str(tmp_path)), nprocs=2, join=True)

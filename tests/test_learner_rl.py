@@ -14,7 +14,7 @@ from policy.learner import Learner
 from policy.learner_config import LearnerConfig
 from policy.token_logprobs import token_entropy
 from rl.algos import AlgoConfig, Gspo, kl_estimate
-from rl.loss import RLLoss
+from rl.algos.rl_loss import RLLoss
 from sft.loss import nll_loss
 
 # Learner bookkeeping that depends on the split by design; every other metric must not.

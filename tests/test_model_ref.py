@@ -4,8 +4,8 @@ import argparse
 
 import pytest
 
-from rl.checkpoint import COMPLETE
 from rl.cli.model_ref import model_dir
+from rl.run.checkpoint import COMPLETE
 
 
 def _checkpoint(root, step):

@@ -1,4 +1,4 @@
-"""Offline outputs (rl.offline_writer, rl.offline): rows written chunk by chunk, a killed job
+"""Offline outputs (rl.recipe.offline_writer, rl.recipe.offline): rows written chunk by chunk, a killed job
 keeps its rows and a rerun completes without duplicates; images leave as files beside JSONL
 or bytes in parquet, never as JSON of bytes. The engine is replaced by a fake session here
 (tests/test_public_data_runs.py runs the real one)."""
@@ -12,9 +12,9 @@ import public_data as pdata
 import pytest
 from PIL import Image
 
-import rl.offline as offline
+import rl.recipe.offline as offline
 from policy.data import read_examples
-from rl.offline import OfflineConfig, difficulty_filter, rejection_sample
+from rl.recipe.offline import OfflineConfig, difficulty_filter, rejection_sample
 
 
 class FakeSession:

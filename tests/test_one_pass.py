@@ -19,7 +19,7 @@ from policy.learner import Learner
 from policy.learner_config import LearnerConfig
 from policy.processor import SAILVLProcessor
 from rl.algos import AlgoConfig
-from rl.batching import (
+from rl.algos.batching import (
     Group,
     Prompt,
     deal,
@@ -29,8 +29,8 @@ from rl.batching import (
     train_sequences,
     with_shaped,
 )
-from rl.loss import RLLoss
-from rl.prompts import PromptBuilder
+from rl.algos.rl_loss import RLLoss
+from rl.loop.prompts import PromptBuilder
 from rollout.parity import parity_requests
 from rollout.prompts import InvalidPromptError, prepare
 

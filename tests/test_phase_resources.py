@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rl.topology import RayConfig, object_store_bytes, phase_threads
-from rl.workers import release_memory, use_threads
+from rl.cluster.topology import object_store_bytes, phase_threads
+from rl.cluster.workers import release_memory, use_threads
+from rl.run.resources import RayConfig
 from rollout.config import KV_CACHE_CAP_GIB, RolloutConfig, kv_cache_bytes
 
 

@@ -26,9 +26,10 @@ def test_plugin_reaches_a_ray_reward_actor_through_py_modules(tmp_path, monkeypa
     import ray
 
     from rewards import RewardInput, RewardsConfig, RewardSetConfig, RuntimeConfig
-    from rl.plugins import reward_runtime_env
-    from rl.topology import RayConfig, start_ray
-    from rl.workers import RewardWorker
+    from rl.cluster.plugins import reward_runtime_env
+    from rl.cluster.topology import start_ray
+    from rl.cluster.workers import RewardWorker
+    from rl.run.resources import RayConfig
 
     # A single-file plug-in on this process's sys.path only: Ray workers (started with the
     # environment's PYTHONPATH) can import it only if py_modules ships it.
@@ -56,14 +57,15 @@ def test_plugin_reaches_a_ray_reward_actor_through_py_modules(tmp_path, monkeypa
 
 
 def test_sparse_reward_on_a_fresh_tiny_model_drops_every_group_but_logs_samples(tmp_path):
-    from rl.driver import run_rl
-    from rl.experiment import load_experiment
+    from rl.cluster.session import connect
+    from rl.loop.driver import run_rl
+    from rl.run.experiment import load_experiment
 
     cfg = load_experiment(ROOT / "configs" / "tiny-rl.yaml", [
         f"run.dir={tmp_path}", "rl.steps=2", "rl.save_every=0", "rl.probe_parity=false",
         "rewards.sets.default.weights={answer: 1.0}", "algo.max_extra_rounds=0",
     ])  # fmt: skip
-    run_rl(cfg)
+    run_rl(cfg, connect=connect)
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     # a model that has never seen \boxed{} never earns the answer reward
     assert [r["reward/mean"] for r in rows] == [0.0, 0.0]

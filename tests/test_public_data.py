@@ -164,16 +164,15 @@ def test_vision_tower_sees_the_embedded_image_bytes(tmp_path):
 
 
 def test_bad_image_stops_an_rl_run_before_any_actor(tmp_path, monkeypatch):
-    import rl.driver as driver
+    import rl.loop.driver as driver
     from rl.config import ConfigError
-    from rl.experiment import load_experiment
+    from rl.run.experiment import load_experiment
 
     started = []
-    monkeypatch.setattr(driver, "Cluster", lambda *a, **k: started.append(1))
     bad = pdata.geometry3k(tmp_path / "bad.parquet", n=4, bad_row=2)
     cfg = load_experiment(None, [f"data.train={bad}", f"run.dir={tmp_path / 'run'}"])
     with pytest.raises(ConfigError, match=r"data.train: .*bad.parquet:row 3: images\[0\]"):
-        driver.run_rl(cfg)
+        driver.run_rl(cfg, connect=lambda *a, **k: started.append(1))
     assert not started and not (tmp_path / "run" / "init-model").exists()
 
 

@@ -29,7 +29,7 @@ def ckpt(tmp_path_factory):
 
 
 def _cfg(max_tokens=8):
-    from rl.offline import OfflineConfig
+    from rl.recipe.offline import OfflineConfig
     from rollout.config import RolloutConfig
 
     rollout = RolloutConfig(dtype="float32", kv_cache_gib=0.25, max_model_len=1024)
@@ -37,7 +37,7 @@ def _cfg(max_tokens=8):
 
 
 def test_offline_jobs_consume_published_schemas(ckpt, tmp_path):
-    from rl.offline import OfflineSession, difficulty_filter, rejection_sample, run_eval
+    from rl.recipe.offline import OfflineSession, difficulty_filter, rejection_sample, run_eval
     from rollout.types import SamplingSettings
 
     red = read_examples(pdata.geometry3k(tmp_path / "red.parquet", n=1))[0]
@@ -68,8 +68,8 @@ def test_offline_jobs_consume_published_schemas(ckpt, tmp_path):
 
 def test_sft_stage_trains_on_llava_and_trl(tmp_path):
     from rl.config import from_dict
-    from rl.runlog import read_metrics
-    from rl.sft_stage import SFTExperiment, run_sft
+    from rl.recipe.sft_stage import SFTExperiment, run_sft
+    from rl.run.runlog import read_metrics
 
     files = [str(pdata.llava(tmp_path / "llava.json")),
              str(pdata.trl_messages(tmp_path / "m.parquet"))]  # fmt: skip
@@ -91,9 +91,10 @@ def test_worked_example_of_docs_runs_and_skips_a_bad_row(tmp_path, monkeypatch):
     docs/examples/geometry3k_like.py writes), plus a file with one undecodable image."""
     import ray
 
-    from rl.driver import run_rl
-    from rl.experiment import load_experiment
-    from rl.runlog import read_metrics
+    from rl.cluster.session import connect
+    from rl.loop.driver import run_rl
+    from rl.run.experiment import load_experiment
+    from rl.run.runlog import read_metrics
 
     monkeypatch.syspath_prepend(str(ROOT))
     from docs.examples.geometry3k_like import write
@@ -106,7 +107,7 @@ def test_worked_example_of_docs_runs_and_skips_a_bad_row(tmp_path, monkeypatch):
         "data.max_bad_fraction=0.1", "rl.steps=1",
     ])  # fmt: skip
     try:
-        run_rl(cfg)
+        run_rl(cfg, connect=connect)
     finally:
         ray.shutdown()
     rows = read_metrics(tmp_path / "run")

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from policy.learner_store import bound_store
-from rl.topology import free_port, is_loopback, private_env
+from rl.cluster.topology import free_port, is_loopback, private_env
 
 
 def _node_address() -> str | None:

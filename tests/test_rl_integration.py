@@ -28,12 +28,13 @@ def ray_session():
 
 
 def _run(run_dir: Path, *overrides: str, resume: str | None = None) -> list[dict]:
-    from rl.driver import run_rl
-    from rl.experiment import load_experiment
+    from rl.cluster.session import connect
+    from rl.loop.driver import run_rl
+    from rl.run.experiment import load_experiment
 
     # configs/tiny-rl.yaml generates its synthetic prompts into <run_dir>/data
     cfg = load_experiment(ROOT / "configs" / "tiny-rl.yaml", [f"run.dir={run_dir}", *overrides])
-    run_rl(cfg, resume=resume)
+    run_rl(cfg, resume=resume, connect=connect)
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
@@ -72,7 +73,7 @@ def test_overlap_generates_one_version_ahead(tmp_path):
 
 
 def test_two_learner_ranks_stay_identical(tmp_path, monkeypatch):
-    from rl.actors import Cluster
+    from rl.cluster.actors import Cluster
 
     digests = []
     real_shutdown = Cluster.shutdown
@@ -94,13 +95,13 @@ def test_broadcast_sync_reaches_every_engine(tmp_path, monkeypatch):
     while rank 1 only joins the export."""
     import ray
 
-    from rl.actors import Cluster
+    from rl.cluster.actors import Cluster
 
     seen = {}
     real_shutdown = Cluster.shutdown
 
     def shutdown(self):
-        seen["transport"] = self.transport
+        seen["transport"] = self.weights.transport
         seen["versions"] = ray.get([e.weight_version.remote() for e in self.engines])
         seen["digests"] = self.weight_digests()
         real_shutdown(self)
@@ -131,8 +132,8 @@ def test_resume_matches_uninterrupted(tmp_path):
 def test_dead_rollout_actor_is_a_clear_resumable_error(tmp_path, monkeypatch):
     import ray
 
-    from rl.actors import Cluster
-    from rl.driver import ActorFailure
+    from rl.cluster.actors import Cluster
+    from rl.loop.handles import ActorFailure
 
     real_sync = Cluster.sync_weights
 

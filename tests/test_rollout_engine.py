@@ -181,7 +181,7 @@ def test_prompt_ids_given_by_the_caller_generate_what_the_engine_would(setup):
     processor = SAILVLProcessor(engine.tokenizer, engine.hf_config)
     sampling = SamplingSettings(n=2, max_tokens=6, seed=3, temperature=1.0)
     requests = [r for r in setup["requests"] if r.images][:2] + setup["requests"][:1]
-    # the learner's ids (policy.processor, pixels included), as rl.prompts.PromptBuilder sends
+    # the learner's ids (policy.processor, pixels included), as rl.loop.prompts.PromptBuilder sends
     learner_ids = [
         tuple(processor.process(r.prompt, list(r.images), r.mode).input_ids) for r in requests
     ]
@@ -235,7 +235,7 @@ def _broadcast(engine, buckets_for_rounds):
     (stats or exception) and the sender's."""
     import threading
 
-    from rl.topology import free_port
+    from rl.cluster.topology import free_port
     from rollout.broadcast import Channel, send_stream
 
     port = free_port()

@@ -60,7 +60,7 @@ def test_nccl_update_equals_the_same_update_in_process(tiny):
     if torch.cuda.device_count() < 2:
         pytest.skip("needs 2 CUDA GPUs: the engine on GPU 0, the sender on GPU 1")
     from policy.checkpoint import checkpoint_tensors, load_checkpoint
-    from rl.topology import free_port
+    from rl.cluster.topology import free_port
     from rollout.broadcast import Channel, send_stream
     from rollout.parity import perturb_, weight_buckets
 

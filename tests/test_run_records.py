@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from rl.checkpoint import CheckpointError, CheckpointManager, resolve_reference
-from rl.runlog import RunLog, read_metrics, truncate_records
+from rl.run.checkpoint import CheckpointError, CheckpointManager, resolve_reference
+from rl.run.runlog import RunLog, read_metrics, truncate_records
 
 
 def _steps(path):
@@ -72,12 +72,12 @@ def test_error_lines():
 def test_root_cause_of_an_actor_that_could_not_start():
     import ray
 
-    from rl.actors import ActorStartError, root_cause
+    from rl.cluster.actors import ActorStartError, root_cause
 
     text = (
         "The actor died because of an error raised in its creation task, ray::W.__init__()\n"
         '  File "x.py", line 3, in __init__\n'
-        "rl.checkpoint.CheckpointError: checkpoint /c is incomplete (no COMPLETE marker)\n"
+        "rl.run.checkpoint.CheckpointError: checkpoint /c is incomplete (no COMPLETE marker)\n"
     )
     err = ray.exceptions.RayActorError(error_msg=text, actor_init_failed=True)
     cause = root_cause(err)
@@ -90,7 +90,7 @@ def test_root_cause_of_an_actor_that_could_not_start():
 
 
 def test_empty_held_out_set_is_an_error():
-    from rl.evaluation import evaluate
+    from rl.loop.evaluation import evaluate
 
     with pytest.raises(ValueError, match="held-out set is empty"):
         evaluate([], ["think"], None, None, None, samples=1, temperature=0.0, max_tokens=4, seed=0)

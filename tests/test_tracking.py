@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from rl.cli import main
-from rl.compare import compare, find_runs
-from rl.experiment import load_experiment
-from rl.runlog import RunLog, read_metrics
+from rl.recipe.compare import compare, find_runs
+from rl.run.experiment import load_experiment
+from rl.run.runlog import RunLog, read_metrics
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny-rl.yaml"
 

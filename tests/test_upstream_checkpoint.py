@@ -198,7 +198,7 @@ def test_model_info_counts_the_tied_head_once(upstream, loaded, capsys):
 # -- prompts ------------------------------------------------------------------------------
 def test_sft_rl_and_engine_prompts_carry_the_checkpoint_system_turn(loaded, tmp_path):
     from policy.data import Example
-    from rl.prompts import PromptBuilder
+    from rl.loop.prompts import PromptBuilder
     from rollout.prompts import prepare
     from sft.encoding import encode_sft
 

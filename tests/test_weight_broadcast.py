@@ -11,7 +11,7 @@ import threading
 import pytest
 import torch
 
-from rl.topology import free_port
+from rl.cluster.topology import free_port
 from rollout.broadcast import (
     Channel,
     SenderAborted,

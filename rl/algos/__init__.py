@@ -1,7 +1,7 @@
 """RL algorithm math as pure torch: advantage estimators and policy losses as registered
 units (``rl.algos.registry``), KL, TIS, aggregation and the DAPO sampling rules.
 
-The learner (``policy/``, which cannot import ``rl``) receives ``rl.loss.RLLoss`` from the
+The learner (``policy/``, which cannot import ``rl``) receives ``rl.algos.rl_loss.RLLoss`` from the
 driver as a plain callable; everything here is tested on CPU without Ray, vLLM or DeepSpeed.
 See ``docs/algorithms.md`` for the formulas and how to add a loss.
 """

@@ -9,8 +9,11 @@ import json
 BENCHES = {
     "reward": ("rewards.bench", "reward scoring throughput (samples/s) with process isolation"),
     "rollout": ("rollout.bench", "rollout tokens/s (engine, plain vLLM, HF generate), sync s/GB"),
-    "rl": ("rl.bench", "one RL step's phase breakdown and tokens/s"),
-    "trl": ("rl.bench_trl", "sailrl vs TRL's GRPOTrainer on the same work: step time, memory"),
+    "rl": ("rl.bench.rl_step", "one RL step's phase breakdown and tokens/s"),
+    "trl": (
+        "rl.bench.trl_compare",
+        "sailrl vs TRL's GRPOTrainer on the same work: step time, memory",
+    ),
     "data": ("policy.data_bench", "start-up time and peak RSS of a 1M-row SFT set"),
 }
 

@@ -1,4 +1,4 @@
-"""``sailrl compare RUN_DIR...``: several runs' metrics on the same axes (see rl.compare)."""
+"""``sailrl compare RUN_DIR...``: several runs' metrics on the same axes (see rl.recipe.compare)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def register(sub) -> None:
 
 def _compare(args) -> int:
     from rl.cli import UserError
-    from rl.compare import compare
+    from rl.recipe.compare import compare
 
     try:
         table, _, _ = compare(args.runs, args.out, args.metrics)

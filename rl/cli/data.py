@@ -1,4 +1,4 @@
-"""``sailrl eval|sample|filter``: offline jobs on one checkpoint (see rl.offline), and
+"""``sailrl eval|sample|filter``: offline jobs on one checkpoint (see rl.recipe.offline), and
 ``sailrl data inspect|convert``: how sailrl reads a data file (see rl.cli.data_tools)."""
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def _common(parser: argparse.ArgumentParser, temperature: float) -> None:
 
 
 def _config(args):
-    from rl.offline import OfflineConfig
+    from rl.recipe.offline import OfflineConfig
     from rollout.config import RolloutConfig
 
     rollout = RolloutConfig(
@@ -120,7 +120,7 @@ def _config(args):
 def _eval(args) -> int:
     from dataclasses import replace
 
-    from rl.offline import correctness_rewards, run_eval
+    from rl.recipe.offline import correctness_rewards, run_eval
 
     cfg = replace(_config(args), rewards=correctness_rewards(args.correctness))
     metrics = run_eval(args.model, args.data, cfg, args.modes, args.k, args.max_prompts,
@@ -134,7 +134,7 @@ def _eval(args) -> int:
 
 
 def _sample(args) -> int:
-    from rl.offline import rejection_sample
+    from rl.recipe.offline import rejection_sample
 
     stats = rejection_sample(args.model, args.data, args.out, _config(args), args.n, args.keep,
                              args.chunk, read_options(args))  # fmt: skip
@@ -143,7 +143,7 @@ def _sample(args) -> int:
 
 
 def _filter(args) -> int:
-    from rl.offline import difficulty_filter
+    from rl.recipe.offline import difficulty_filter
 
     stats = difficulty_filter(
         args.model, args.data, args.out, _config(args), args.k, args.reasoning_domains,

@@ -44,7 +44,7 @@ def register(sub) -> None:
 
 def _inspect(args: argparse.Namespace) -> int:
     from rl.cli.data import read_options
-    from rl.prompt_data import load_checked
+    from rl.run.prompt_data import load_checked
 
     # Inspecting reports every bad row instead of stopping at the first one.
     opts = replace(read_options(args), on_bad_row="skip", max_bad_fraction=1.0)
@@ -116,8 +116,8 @@ def _describe(image) -> str:
 
 def _convert(args: argparse.Namespace) -> int:
     from rl.cli.data import read_options
-    from rl.offline_writer import RowWriter, example_row
-    from rl.prompt_data import load_checked
+    from rl.recipe.offline_writer import RowWriter, example_row
+    from rl.run.prompt_data import load_checked
 
     examples = load_checked(args.file, read_options(args), "IN")
     # A conversion is cheap to redo: start over rather than resume an interrupted one.

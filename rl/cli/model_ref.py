@@ -8,9 +8,9 @@ import argparse
 
 
 def model_dir(text: str) -> str:
-    """The model directory ``text`` names (``rl.checkpoint.resolve_reference``); other paths
+    """The model directory ``text`` names (``rl.run.checkpoint.resolve_reference``); other paths
     come back unchanged, for the command's own "not found" error."""
-    from rl.checkpoint import CheckpointError, resolve_reference
+    from rl.run.checkpoint import CheckpointError, resolve_reference
 
     try:
         return str(resolve_reference(text))

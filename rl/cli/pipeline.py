@@ -1,5 +1,5 @@
 """``sailrl pipeline``: LongCoT SFT -> RLVR -> rejection sampling -> Think-Fusion SFT -> RL
-with mixed rewards, then report.md / report.json (see rl.pipeline)."""
+with mixed rewards, then report.md / report.json (see rl.recipe.pipeline)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def register(sub) -> None:
 def _pipeline(args: argparse.Namespace) -> int:
     import json
 
-    from rl.pipeline import Pipeline, load_pipeline
+    from rl.recipe.pipeline import Pipeline, load_pipeline
 
     cfg = load_pipeline(args.config, args.overrides)
     pipeline = Pipeline(cfg)

@@ -35,17 +35,18 @@ def register(sub) -> None:
 
 
 def _rl(args: argparse.Namespace) -> int:
-    from rl.driver import run_rl
-    from rl.experiment import load_experiment
+    from rl.cluster.session import connect
+    from rl.loop.driver import run_rl
+    from rl.run.experiment import load_experiment
 
     cfg = load_experiment(args.config, args.overrides)
-    run_dir = run_rl(cfg, resume=args.resume)
+    run_dir = run_rl(cfg, resume=args.resume, connect=connect)
     print(f"run directory: {run_dir}")
     return 0
 
 
 def _sft(args: argparse.Namespace) -> int:
-    from rl.sft_stage import load_sft_experiment, run_sft
+    from rl.recipe.sft_stage import load_sft_experiment, run_sft
 
     cfg = load_sft_experiment(args.config, args.overrides)
     run_dir = run_sft(cfg, resume=args.resume)

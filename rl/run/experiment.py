@@ -8,7 +8,7 @@
     learner:  policy.learner_config.LearnerConfig (ZeRO stage, lr, batching)
     rollout:  rollout.config.RolloutConfig (vLLM engine settings; model is filled in)
     rewards:  rewards.RewardsConfig (reward sets, routing, runtime)
-    ray:      rl.topology.RayConfig (address, per-actor resources)
+    ray:      rl.run.resources.RayConfig (address, per-actor resources)
 
 ``load_experiment(path, overrides)`` returns an ``ExperimentConfig``; every mistake is a
 ConfigError naming the dotted key.
@@ -27,9 +27,9 @@ from policy.learner_config import LearnerConfig
 from rewards import RewardsConfig
 from rl.algos import AlgoConfig
 from rl.config import ConfigError, load_config
-from rl.runlog import WandbConfig
+from rl.run.resources import RayConfig
+from rl.run.runlog import WandbConfig
 from rl.tasks import TaskConfig
-from rl.topology import RayConfig
 from rollout.config import RolloutConfig
 
 
@@ -38,7 +38,7 @@ class RunConfig:
     name: str = "rl"
     dir: str | None = None  # default: runs/<name>
     seed: int = 0
-    wandb: WandbConfig | None = None  # also log to Weights & Biases (rl.runlog)
+    wandb: WandbConfig | None = None  # also log to Weights & Biases (rl.run.runlog)
 
     @property
     def path(self) -> Path:
@@ -66,8 +66,8 @@ class ModelSource:
         """The starting checkpoint dir: ``path`` (checked here, so a bad one fails before any
         actor starts), or a fresh ``preset`` build in ``<run_dir>/init-model`` (made once)."""
         from policy.checkpoint import ATTN_ENV, CheckpointError, init_checkpoint, load_config
-        from rl.checkpoint import resolve_reference
-        from rl.preflight import SOURCE_FILE, check_init_model, model_source
+        from rl.run.checkpoint import resolve_reference
+        from rl.run.preflight import SOURCE_FILE, check_init_model, model_source
 
         if self.attn_implementation:
             # Read by load_checkpoint in this process and in the processes it starts.

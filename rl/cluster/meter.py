@@ -1,11 +1,13 @@
-"""What the RL driver moves through Ray and the CPU it spends, per step (``sailrl bench rl``).
+"""What the RL driver moves through Ray and the CPU it spends, per step (``sailrl bench rl``,
+which stamps ``take()`` into every logged step).
 
 Bytes are measured where the driver meets Ray, with Ray's own serializer: every argument
 of an actor call the driver makes (``ActorMethod._remote``; an ObjectRef passed on counts 0,
 its data goes actor to actor), every object it puts (``ray.put``) and every result it
-fetches (``ray.get``; each object once), re-serialised to the size Ray's object format gives it (``total_bytes``). Driver CPU
-is the process CPU time of the driver (``time.process_time``: its own and Ray's threads in
-it) between two logged steps, less the meter's own CPU. Installed by the bench only.
+fetches (``ray.get``; each object once), re-serialised to the size Ray's object format
+gives it (``total_bytes``). Driver CPU is the process CPU time of the driver
+(``time.process_time``: its own and Ray's threads in it) between two ``take()`` calls, less
+the meter's own CPU. Installed by the bench only.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 
 class RayMeter:
-    """Counters stamped into each step's metrics (``ray/*``, ``driver/*``) by ``RunLog.log``."""
+    """Counters of the driver's Ray traffic and CPU (``ray/*``, ``driver/*``), per ``take()``."""
 
     def __init__(self) -> None:
         self.bytes: Counter[str] = Counter()
@@ -40,9 +42,7 @@ class RayMeter:
         import ray
         from ray.actor import ActorMethod
 
-        from rl.runlog import RunLog
-
-        meter, remote, get, put, log = self, ActorMethod._remote, ray.get, ray.put, RunLog.log
+        meter, remote, get, put = self, ActorMethod._remote, ray.get, ray.put
 
         def counted_remote(method, args=None, kwargs=None, **options):
             values = [*(args or ()), *(kwargs or {}).values()]
@@ -67,15 +67,10 @@ class RayMeter:
             meter.bytes["ray/sent_bytes/put"] += meter._size(value)
             return put(value, *a, **kw)
 
-        def stamped_log(runlog, step, metrics):
-            metrics.update(meter.take())
-            return log(runlog, step, metrics)
-
         for owner, name, new in (
             (ActorMethod, "_remote", counted_remote),
             (ray, "get", counted_get),
             (ray, "put", counted_put),
-            (RunLog, "log", stamped_log),
         ):
             self._undo.append((owner, name, getattr(owner, name)))
             setattr(owner, name, new)

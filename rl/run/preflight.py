@@ -22,14 +22,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rl.checkpoint import (
+from rl.config import ConfigError
+from rl.run.checkpoint import (
     CheckpointError,
     CheckpointManager,
     read_state,
     resolve_reference,
     step_dir_name,
 )
-from rl.config import ConfigError
 
 SOURCE_FILE = "sailrl-source.json"  # in <run>/init-model: the preset it was built from
 
@@ -57,7 +57,7 @@ def check_data_file(key: str, path: Any, options: Any = None, require: tuple = (
     """The checked examples of ``path`` (a file, directory or glob; ``policy.data``); a
     ConfigError naming ``key`` and the file for a missing, unreadable, empty or malformed
     one, or a bad row (file:row) under ``data.on_bad_row: error``."""
-    from rl.prompt_data import load_checked
+    from rl.run.prompt_data import load_checked
 
     if not path:
         raise ConfigError(f"{key}: no file named")
@@ -162,8 +162,8 @@ def check_init_model(model: Any, run_dir: Path) -> None:
 
 def preflight_rl(cfg: Any, resume: str | None) -> Plan:
     """Check an RL experiment before any actor starts (see module doc)."""
-    from rl.evaluation import eval_rewards
-    from rl.topology import check_resources
+    from rl.run.eval_rewards import eval_rewards
+    from rl.run.resources import check_resources
 
     run_dir = cfg.run.path
     if cfg.model.preset:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rl.runlog import read_metrics
+from rl.run.runlog import read_metrics
 
 MODES = ("think", "direct")
 

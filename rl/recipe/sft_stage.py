@@ -3,7 +3,7 @@
     sailrl sft --config configs/<stage>.yaml [dotted.key=value ...] [--resume auto]
 
 The loop itself is ``sft.train``; this module gives it a learner, a run log and a ``save``
-callback that publishes checkpoints through ``rl.checkpoint`` (the same format RL uses, so
+callback that publishes checkpoints through ``rl.run.checkpoint`` (the same format RL uses, so
 every stage's checkpoint is a loadable SAIL-VL2 directory).
 """
 
@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from policy.learner_config import LearnerConfig
-from rl.checkpoint import CheckpointManager, read_state
 from rl.config import load_config
-from rl.experiment import ModelSource, RunConfig
-from rl.prompt_data import bad_row_counts, load_checked, write_report
-from rl.runlog import RunLog
+from rl.run.checkpoint import CheckpointManager, read_state
+from rl.run.experiment import ModelSource, RunConfig
+from rl.run.prompt_data import bad_row_counts, load_checked, write_report
+from rl.run.runlog import RunLog
 from sft.config import SFTConfig
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def run_sft(cfg: SFTExperiment, resume: str | None = None) -> Path:
     ckpts = CheckpointManager(run_dir / "checkpoints", keep=cfg.keep_checkpoints)
     start = None
     if resume:
-        from rl.preflight import resolve_resume
+        from rl.run.preflight import resolve_resume
 
         start = resolve_resume(ckpts, resume)
     model_dir = cfg.model.prepare(run_dir)

@@ -6,7 +6,7 @@ held-out evaluation, rejection sampling of CoT traces, and the difficulty filter
     sailrl filter --model CKPT --data FILE --k 4 --out kept.jsonl
 
 The data may be any schema of docs/data.md; it is checked up front. Sample and filter write
-their rows chunk by chunk (``rl.offline_writer``): a killed job keeps what it wrote and a
+their rows chunk by chunk (``rl.recipe.offline_writer``): a killed job keeps what it wrote and a
 rerun continues without duplicates.
 """
 
@@ -20,10 +20,11 @@ from typing import Any
 from policy.data import Example, ReadOptions, read_examples
 from rewards import RewardRuntime, RewardsConfig
 from rl.config import ConfigError
-from rl.evaluation import eval_rewards, evaluate
-from rl.offline_writer import RowWriter, example_row
-from rl.prompts import PromptBuilder
-from rl.selection import Scored, best_traces, keep_prompt, pass_rate
+from rl.loop.evaluation import evaluate
+from rl.loop.prompts import PromptBuilder
+from rl.recipe.offline_writer import RowWriter, example_row
+from rl.recipe.selection import Scored, best_traces, keep_prompt, pass_rate
+from rl.run.eval_rewards import eval_rewards
 from rollout.config import RolloutConfig
 from rollout.types import SamplingSettings
 
@@ -178,7 +179,7 @@ def rejection_sample(model_dir, data, out, cfg: OfflineConfig, n: int = 4, keep:
 def difficulty_filter(model_dir, data, out, cfg: OfflineConfig, k: int = 4,
                       reasoning_domains: Sequence[str] = ("math",), chunk: int = 16,
                       options: ReadOptions | None = None) -> dict[str, Any]:  # fmt: skip
-    """pass@k per prompt; keep prompts by the recipe's rule (see rl.selection.keep_prompt)."""
+    """pass@k per prompt; keep prompts by the recipe's rule (see rl.recipe.selection.keep_prompt)."""
 
     def handle(prompt, pairs):
         rate = pass_rate([_scored(c, r) for c, r in pairs])

@@ -1,4 +1,4 @@
-"""Ray-free worker classes; ``rl.topology`` makes them Ray actors where they are placed.
+"""Ray-free worker classes; ``rl.cluster.topology`` makes them Ray actors where they are placed.
 
 Each worker owns one heavy object (a learner rank, a vLLM engine, a reward process pool)
 and exposes typed methods; the driver calls them through actor handles and passes
@@ -60,14 +60,14 @@ class LearnerWorker:
         )
         from policy.learner import Learner
 
-        self.threads = threads  # torch threads of each phase (rl.topology.phase_threads)
+        self.threads = threads  # torch threads of each phase (rl.cluster.topology.phase_threads)
         use_threads(threads)
         self.rank = rank
         self.learner = Learner.from_pretrained(model_dir, config)
         self.channel = None  # rank 0's end of the weight broadcast (rollout.broadcast)
 
     def train_step(self, groups: list, loss_fn: Any) -> dict[str, float]:
-        """``groups``: this rank's ``rl.batching.TrainGroup`` records (prompts once)."""
+        """``groups``: this rank's ``rl.algos.batching.TrainGroup`` records (prompts once)."""
         use_threads(self.threads)
         try:
             return self.learner.train_step([s for g in groups for s in g.sequences()], loss_fn)
@@ -90,7 +90,7 @@ class LearnerWorker:
     def weight_channel_address(self, loopback: bool) -> tuple[str, int]:
         """Where this rank can host the weight broadcast group: 127.0.0.1 (everything on
         one machine) or this node's address (a cluster), and a free port there."""
-        from rl.topology import rendezvous_address
+        from rl.cluster.topology import rendezvous_address
 
         return rendezvous_address(loopback)
 
@@ -140,7 +140,7 @@ class RolloutWorker:
     def __init__(self, config: Any, threads: int | None = None) -> None:
         from rollout.engine import RolloutEngine
 
-        self.threads = threads  # torch threads of each phase (rl.topology.phase_threads)
+        self.threads = threads  # torch threads of each phase (rl.cluster.topology.phase_threads)
         use_threads(threads)
         self.engine = RolloutEngine(config)
 
@@ -155,9 +155,9 @@ class RolloutWorker:
         use_threads(self.threads)
         return _sync_metrics(self.engine.update_weights(buckets, version))
 
-    def weight_transport(self) -> str:
-        """How weights reach this engine: "local" (buckets as objects), "nccl" or "gloo"."""
-        return self.engine.weight_backend
+    def on_cuda(self) -> bool:
+        """Whether this engine runs on CUDA (``rl.cluster.weight_sync`` resolves "auto")."""
+        return self.engine.is_cuda
 
     def open_weight_channel(
         self, transport: str, host: str, port: int, rank_offset: int, world: int, timeout_s: float

@@ -14,12 +14,10 @@ from typing import Any
 
 import ray
 
-from rl.batching import deal
-from rl.evaluation import eval_rewards
-from rl.plugins import reward_runtime_env
-from rl.topology import (
+from rl.algos.batching import deal
+from rl.cluster.plugins import reward_runtime_env
+from rl.cluster.topology import (
     bundle_address,
-    check_resources,
     machine_cores,
     object_store_bytes,
     phase_threads,
@@ -27,7 +25,10 @@ from rl.topology import (
     remote_actor,
     start_ray,
 )
-from rl.workers import LearnerWorker, RewardWorker, RolloutWorker
+from rl.cluster.weight_sync import weight_sync
+from rl.cluster.workers import LearnerWorker, RewardWorker, RolloutWorker
+from rl.run.eval_rewards import eval_rewards
+from rl.run.resources import check_resources
 from rollout.types import GenerateResult
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def root_cause(err: BaseException) -> BaseException:
 
 
 def _store_bytes(cfg: Any, model_dir: str) -> int:
-    """The private object store for this checkpoint (rl.topology.object_store_bytes)."""
+    """The private object store for this checkpoint (rl.cluster.topology.object_store_bytes)."""
     weights = sum(f.stat().st_size for f in Path(model_dir).glob("*.safetensors"))
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return object_store_bytes(cfg, weights, memory)
@@ -76,7 +77,7 @@ class Cluster:
     def __init__(self, cfg: Any, model_dir: str) -> None:
         loop = cfg.rl
         check_resources(cfg.ray, loop.num_learners, loop.num_rollout_engines)
-        # On a cluster, reward plug-ins travel to the workers as py_modules (rl.plugins).
+        # On a cluster, reward plug-ins travel to the workers as py_modules (rl.cluster.plugins).
         start_ray(
             cfg.ray,
             reward_runtime_env(cfg.rewards.custom, cluster=bool(cfg.ray.address)),
@@ -126,34 +127,11 @@ class Cluster:
         # Held-out evaluation scores rewards.eval_reward + format (comparable across stages).
         self.eval_rewards = reward_actor.remote(eval_rewards(cfg.rewards))
         # Fail here, not mid-step, if an actor cannot start (bad checkpoint, no memory).
-        transports = set(ray.get([e.weight_transport.remote() for e in self.engines]))
+        on_cuda = set(ray.get([e.on_cuda.remote() for e in self.engines]))
         ray.get([learner.optimizer_step.remote() for learner in self.learners])
-        (self.transport,) = transports
-        if self.transport != "local":
-            self._open_weight_channel(cfg.rollout.weight_sync_timeout_s, cfg.ray.private)
-
-    def _open_weight_channel(self, timeout_s: float, loopback: bool) -> None:
-        """Learner rank 0 hosts a broadcast group; every engine worker joins it."""
-        host, port = ray.get(self.learners[0].weight_channel_address.remote(loopback))
-        sizes = ray.get([e.num_workers.remote() for e in self.engines])
-        world = 1 + sum(sizes)
-        offsets = [1 + sum(sizes[:i]) for i in range(len(sizes))]
-        ray.get(
-            [
-                self.learners[0].open_weight_channel.remote(
-                    self.transport, host, port, world, timeout_s
-                ),
-                *(
-                    e.open_weight_channel.remote(
-                        self.transport, host, port, offset, world, timeout_s
-                    )
-                    for e, offset in zip(self.engines, offsets)
-                ),
-            ]
-        )
-        log.info(
-            "weight sync: %s broadcast group of %d at %s:%d", self.transport, world, host, port
-        )
+        (engines_on_cuda,) = on_cuda
+        self.weights = weight_sync(cfg.rollout, engines_on_cuda, self.learners, self.engines)
+        self.weights.open(cfg.rollout.weight_sync_timeout_s, loopback=cfg.ray.private)
 
     # -- rollout ---------------------------------------------------------------------------
     def launch_generate(self, requests: list, sampling: Any) -> list:
@@ -185,8 +163,8 @@ class Cluster:
 
     # -- learner ---------------------------------------------------------------------------
     def train_step(self, groups: list, loss_fn: Any) -> dict[str, float]:
-        """``groups``: ``rl.batching.TrainGroup`` records; each rank gets its share of the
-        samples (``rl.batching.deal``), every prompt once, and builds the sequences itself."""
+        """``groups``: ``rl.algos.batching.TrainGroup`` records; each rank gets its share of the
+        samples (``rl.algos.batching.deal``), every prompt once, and builds the sequences itself."""
         parts = deal(groups, len(self.learners))
         refs = [
             learner.train_step.remote(part, loss_fn) for learner, part in zip(self.learners, parts)
@@ -208,24 +186,8 @@ class Cluster:
         return out
 
     def sync_weights(self, version: int, bucket_bytes: int) -> dict[str, float]:
-        """Learner weights -> every engine, tagged ``version``; the driver never holds them.
-        Broadcast transports (nccl, gloo): learner rank 0 sends while the engines receive;
-        otherwise buckets travel as Ray objects."""
-        if self.transport != "local":
-            # Engines still busy (a prefetched generate under overlap) would leave the sender
-            # waiting inside the collective, where gloo times out: wait until they are free.
-            ray.get([e.weight_version.remote() for e in self.engines])
-            sends = [learner.broadcast_weights.remote(bucket_bytes) for learner in self.learners]
-            receives = [e.receive_weights.remote(version) for e in self.engines]
-            pending = [*sends, *receives]
-            while pending:  # the first failure (a dead actor, too) surfaces at once
-                done, pending = ray.wait(pending, num_returns=1)
-                ray.get(done)
-            return ray.get(receives[0])
-        exports = [learner.export_weights.remote(bucket_bytes) for learner in self.learners]
-        ray.get(exports[1:])  # ranks > 0 take part in gathers and return nothing
-        stats = ray.get([e.update_weights.remote(exports[0], version) for e in self.engines])
-        return stats[0]
+        """Learner weights -> every engine, tagged ``version`` (``rl.cluster.weight_sync``)."""
+        return self.weights.sync(version, bucket_bytes)
 
     def weight_digests(self) -> list[list[float]]:
         """One digest per learner rank (see LearnerWorker.weight_digest)."""

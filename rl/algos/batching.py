@@ -22,7 +22,7 @@ from rl.algos import AlgoConfig, mask_truncated, overlong_penalty
 @dataclass(frozen=True)
 class Prompt:
     """One prompt as both sides see it: the example, its token ids and its image tiles
-    (rendered, tiled and tokenised once, by ``rl.prompts.PromptBuilder``; ``input_ids``
+    (rendered, tiled and tokenised once, by ``rl.loop.prompts.PromptBuilder``; ``input_ids``
     None where rendering failed: the engine then reports the prompt as a failure)."""
 
     prompt_id: str

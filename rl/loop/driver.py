@@ -1,7 +1,9 @@
 """The RL driver: generate -> score -> filter -> advantage -> train -> sync -> eval/save.
 
 Run it with ``sailrl rl --config configs/tiny-rl.yaml [dotted.key=value ...] [--resume auto]``.
-It holds actor handles (``rl.actors.Cluster``); weights go learner -> engine as ObjectRefs.
+It holds actor handles (``rl.loop.handles.Cluster``, from the ``connect`` its caller
+passes: ``rl.cluster.session.connect``); weights go learner -> engine without passing
+through it.
 """
 
 from __future__ import annotations
@@ -13,33 +15,28 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import ray
-
 from policy.processor import SAILVLProcessor
-from rl.actors import Cluster, root_cause
 from rl.algos import BatchFiller
-from rl.batching import Group, flat_shaped, group_metrics, train_groups, with_shaped
-from rl.checkpoint import CheckpointManager, read_state
-from rl.evaluation import evaluate
-from rl.experiment import ExperimentConfig
-from rl.loss import RLLoss
-from rl.preflight import preflight_rl
-from rl.probe import parity_probe
-from rl.prompt_data import bad_row_counts, write_report
-from rl.prompts import PromptBuilder, PromptStream
-from rl.runlog import RunLog
+from rl.algos.batching import Group, flat_shaped, group_metrics, train_groups, with_shaped
+from rl.algos.rl_loss import RLLoss
+from rl.loop.evaluation import evaluate
+from rl.loop.handles import ActorFailure, Connect
+from rl.loop.probe import parity_probe
+from rl.loop.prompts import PromptBuilder, PromptStream
+from rl.run.checkpoint import CheckpointManager, read_state
+from rl.run.experiment import ExperimentConfig
+from rl.run.preflight import preflight_rl
+from rl.run.prompt_data import bad_row_counts, write_report
+from rl.run.runlog import RunLog
 from rollout.types import SamplingSettings
 
 log = logging.getLogger(__name__)
 
 
-class ActorFailure(RuntimeError):
-    """An actor died mid-run; the run can resume from its last checkpoint."""
-
-
-def run_rl(cfg: ExperimentConfig, resume: str | None = None) -> Path:
+def run_rl(cfg: ExperimentConfig, resume: str | None = None, *, connect: Connect) -> Path:
     """Train; returns the run directory. ``resume``: None, "auto", a checkpoint dir, its
-    ``latest`` pointer or a step. Every checkable mistake fails before any actor starts."""
+    ``latest`` pointer or a step; ``connect`` starts the actors
+    (``rl.cluster.session.connect``). Every checkable mistake fails before any actor starts."""
     plan = preflight_rl(cfg, resume)
     cfg, start = plan.cfg, plan.start
     if resume == "auto" and start is None:
@@ -53,26 +50,18 @@ def run_rl(cfg: ExperimentConfig, resume: str | None = None) -> Path:
     data = plan.data  # every row and image was checked by the preflight
     write_report(run_dir, train=data.train, eval=data.eval)
     model_dir = cfg.model.prepare(run_dir)
-    cluster = None
     try:
-        cluster = Cluster(cfg, model_dir)
         # Records after the starting step belong to a run that was cut off: drop them.
-        with RunLog(run_dir, cfg, resume_step=plan.start_step) as runlog:
+        with (
+            connect(cfg, model_dir) as cluster,
+            RunLog(run_dir, cfg, resume_step=plan.start_step) as runlog,
+        ):
             _loop(cfg, cluster, ckpts, start, model_dir, runlog, data)
-    except ray.exceptions.RayError as err:
-        cause = root_cause(err)
-        if not isinstance(cause, ray.exceptions.RayError):
-            raise cause from err  # the actor's own error (bad checkpoint, reward, input)
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        hint = (
-            " The last checkpoint is intact: rerun with --resume auto to continue from it."
-            if ckpts.latest() is not None
-            else ""
-        )
-        raise ActorFailure(f"an actor died during the run ({first}).{hint}") from err
-    finally:
-        if cluster is not None:
-            cluster.shutdown()
+    except ActorFailure as err:
+        if ckpts.latest() is None:
+            raise
+        hint = " The last checkpoint is intact: rerun with --resume auto to continue from it."
+        raise ActorFailure(f"{err}{hint}") from err.__cause__
     return run_dir
 
 

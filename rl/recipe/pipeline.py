@@ -27,11 +27,11 @@ from typing import Any
 from policy.learner_config import LearnerConfig
 from rewards import RewardsConfig, RewardSetConfig
 from rl.algos import AlgoConfig
-from rl.checkpoint import CheckpointManager
 from rl.config import ConfigError, load_config, save_yaml, to_dict
-from rl.experiment import LoopConfig, ModelSource, RunConfig
+from rl.run.checkpoint import CheckpointManager
+from rl.run.experiment import LoopConfig, ModelSource, RunConfig
+from rl.run.resources import RayConfig
 from rl.tasks import TaskConfig
-from rl.topology import RayConfig
 from rollout.config import RolloutConfig
 from sft.config import SFTConfig
 
@@ -208,7 +208,7 @@ class Pipeline:
             if os.environ.get("SAILRL_STOP_AFTER") == stage:  # for resume tests and debugging
                 log.info("SAILRL_STOP_AFTER=%s: stopping", stage)
                 return results
-        from rl.report import write_report
+        from rl.recipe.report import write_report
 
         write_report(self.root, results)
         return results

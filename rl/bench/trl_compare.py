@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny-rl.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny-rl.yaml"
 REWARD = "rl.tasks.sanity:digit_fraction"  # the tiny-rl recipe's reward
 # Per model: prompts per step, group size, new tokens, steps, learning rate.
 DEFAULTS = {
@@ -92,8 +92,8 @@ def prepare(model: str, s: dict[str, Any], work: Path, seed: int) -> dict[str, A
     from policy.checkpoint import load_checkpoint
     from policy.data import read_examples
     from policy.processor import SAILVLProcessor
-    from rl.experiment import load_experiment
-    from rl.prompts import PromptStream
+    from rl.loop.prompts import PromptStream
+    from rl.run.experiment import load_experiment
 
     run_dir = work / "sailrl-run"
     overrides = sailrl_overrides(model, s, run_dir, seed)
@@ -163,10 +163,10 @@ class TreeMemory:
 def run_side(side: str, work: Path, timeout_s: float) -> dict[str, Any]:
     """Run one side in a fresh process; its numbers plus start-up and peak memory."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
-        str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")]))}  # fmt: skip
+        str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")]))}  # fmt: skip
     spawned = time.time()
     log = (work / f"{side}.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "rl.bench_trl_sides", side, str(work)],
+    proc = subprocess.Popen([sys.executable, "-m", "rl.bench.trl_sides", side, str(work)],
                             stdout=log, stderr=subprocess.STDOUT, env=env)  # fmt: skip
     memory = TreeMemory(proc.pid)
     try:

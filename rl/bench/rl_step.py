@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny-rl.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny-rl.yaml"
 PHASES = ("generate", "reward", "train", "sync", "eval", "save", "step")
 
 
@@ -50,7 +50,7 @@ def step_report(row: dict[str, Any], samples: int) -> dict[str, Any]:
         "sync_gb": round(sync_gb, 4),
         # the whole sync phase (export, transfer, load) per GB of weights
         "sync_seconds_per_gb": round(row["time/sync"] / sync_gb, 3) if sync_gb else None,
-        # rl.bench_meter: what the driver sent/received through Ray, and its CPU seconds
+        # rl.cluster.meter: what the driver sent/received through Ray, and its CPU seconds
         "ray_bytes": {k[4:]: int(v) for k, v in row.items() if k.startswith("ray/")},
         "driver_cpu_s": round(row.get("driver/cpu_s", 0.0), 3),
         "meter_overhead_s": round(row.get("driver/meter_s", 0.0), 3),
@@ -58,18 +58,19 @@ def step_report(row: dict[str, Any], samples: int) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    import ray
-
     from policy.checkpoint import load_config
     from policy.params import parameter_summary
-    from rl.bench_meter import RayMeter
-    from rl.driver import run_rl
-    from rl.experiment import load_experiment
-    from rl.runlog import read_metrics
+    from rl.cluster.meter import RayMeter
+    from rl.cluster.session import connect, stop_ray
+    from rl.loop.driver import run_rl
+    from rl.run.experiment import load_experiment
+    from rl.run.runlog import RunLog, read_metrics
 
     results: dict[str, Any] = {}
     meter = RayMeter()
     meter.install()
+    log_step = RunLog.log  # each logged step gets the meter's counters since the last one
+    RunLog.log = lambda runlog, step, metrics: log_step(runlog, step, {**metrics, **meter.take()})
     try:
         for preset in args.models:
             with tempfile.TemporaryDirectory() as tmp:
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     f"rollout.weight_transfer={args.weight_transfer}",
                 ])  # fmt: skip
                 meter.take()  # counting starts here: step 1 also carries the start-up
-                run_rl(cfg)
+                run_rl(cfg, connect=connect)
                 rows = read_metrics(tmp)
                 last = rows[-1]
                 params = parameter_summary(load_config(Path(tmp) / "init-model"))
@@ -93,7 +94,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
     finally:
         meter.uninstall()
-        ray.shutdown()
+        RunLog.log = log_step
+        stop_ray()
     return {"bench": "rl", "prompts_per_step": args.prompts, "group_size": args.group_size,
             "max_new_tokens": args.max_new_tokens, "weight_transfer": args.weight_transfer,
             "models": results}  # fmt: skip

@@ -1,10 +1,10 @@
-"""The two sides of ``sailrl bench trl``, each run in its own process by ``rl.bench_trl`` so
+"""The two sides of ``sailrl bench trl``, each run in its own process by ``rl.bench.trl_compare`` so
 that start-up time and memory are measured per system:
 
-    python -m rl.bench_trl_sides sailrl WORK_DIR   # the normal stack: Ray, vLLM, DeepSpeed
-    python -m rl.bench_trl_sides trl WORK_DIR      # TRL's GRPOTrainer, HF generate, CPU
+    python -m rl.bench.trl_sides sailrl WORK_DIR   # the normal stack: Ray, vLLM, DeepSpeed
+    python -m rl.bench.trl_sides trl WORK_DIR      # TRL's GRPOTrainer, HF generate, CPU
 
-``WORK_DIR/plan.json`` (written by :func:`rl.bench_trl.prepare`) holds the shared settings;
+``WORK_DIR/plan.json`` (written by :func:`rl.bench.trl_compare.prepare`) holds the shared settings;
 each side writes ``WORK_DIR/<side>.json``: per-step seconds, phase seconds and mean reward,
 and the wall-clock time at which the first step began.
 """
@@ -21,12 +21,13 @@ SPAWNED = time.time()
 
 
 def run_sailrl(work: Path, plan: dict[str, Any]) -> dict[str, Any]:
-    from rl.driver import run_rl
-    from rl.experiment import load_experiment
-    from rl.runlog import read_metrics
+    from rl.cluster.session import connect
+    from rl.loop.driver import run_rl
+    from rl.run.experiment import load_experiment
+    from rl.run.runlog import read_metrics
 
     cfg = load_experiment(plan["config"], plan["sailrl_overrides"])
-    run_dir = run_rl(cfg)
+    run_dir = run_rl(cfg, connect=connect)
     rows = read_metrics(run_dir)
     # The run log opens (and writes config.yaml) just before the first step; each row's
     # time_s counts from then, at the end of that step.

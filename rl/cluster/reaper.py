@@ -13,7 +13,7 @@ descendants (from /proc); when the pipe closes (the driver exited, however it di
 sends SIGTERM to those still alive, then SIGKILL a second later. Linux only; it imports
 nothing of sailrl.
 
-    python rl/reaper.py DRIVER_PID
+    python rl/cluster/reaper.py DRIVER_PID
 """
 
 from __future__ import annotations

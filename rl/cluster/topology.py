@@ -1,6 +1,6 @@
 """Where actors run: Ray start-up on loopback (or an existing cluster) and actor placement.
 
-Worker classes are plain Python (``rl.workers``); ``ray.remote`` is applied here, at placement
+Worker classes are plain Python (``rl.cluster.workers``); ``ray.remote`` is applied here, at placement
 time, so the same classes run in unit tests without Ray.
 
 On one machine (``ray.address: null``) Ray is private: every process it starts (GCS,
@@ -39,50 +39,9 @@ from ray.util.placement_group import PlacementGroup, placement_group, remove_pla
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from policy.learner_store import is_loopback
+from rl.run.resources import RayConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RayConfig:
-    """How to reach Ray and what each actor asks of it."""
-
-    address: str | None = None  # None: start a private one on loopback; "auto": join a cluster
-    num_cpus: int | None = None  # logical CPUs of a private Ray (default: max(4, cores))
-    learner_cpus: float = 1.0
-    learner_gpus: float = 0.0
-    rollout_cpus: float = 1.0
-    rollout_gpus: float = 0.0
-    reward_cpus: float = 0.5
-    # Private Ray: torch threads of each phase follow the machine's cores (see phase_threads);
-    # false keeps Ray's OMP_NUM_THREADS (= the actor's num_cpus).
-    phase_threads: bool = True
-    # Private Ray's object store (MiB); None: sized from the checkpoint (object_store_bytes).
-    object_store_mib: int | None = None
-
-    def __post_init__(self):
-        import math
-
-        for name in ("learner_cpus", "learner_gpus", "rollout_cpus", "rollout_gpus", "reward_cpus"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"ray.{name}: must be a finite number >= 0, got {value}")
-        if self.num_cpus is not None and self.num_cpus < 1:
-            raise ValueError(
-                f"ray.num_cpus: must be >= 1 (or null for all cores), got {self.num_cpus}"
-            )
-        if self.object_store_mib is not None and self.object_store_mib < 80:
-            raise ValueError(
-                f"ray.object_store_mib: must be >= 80 (Ray's minimum) or null, "
-                f"got {self.object_store_mib}"
-            )
-        if self.learner_cpus + self.learner_gpus == 0 or self.rollout_cpus + self.rollout_gpus == 0:
-            raise ValueError("ray.learner_* / ray.rollout_*: each actor needs some CPU or GPU")
-
-    @property
-    def private(self) -> bool:
-        """True when this run starts its own single-machine Ray (everything on loopback)."""
-        return not self.address
 
 
 def private_env() -> dict[str, str]:
@@ -107,7 +66,7 @@ def start_ray(
     cfg: RayConfig, runtime_env: dict[str, Any] | None = None, store_bytes: int | None = None
 ) -> None:
     """Start (or join) Ray once per process; ``runtime_env`` adds job-level runtime
-    environment fields (e.g. ``py_modules`` of reward plug-ins, rl.plugins);
+    environment fields (e.g. ``py_modules`` of reward plug-ins, rl.cluster.plugins);
     ``store_bytes`` sizes a private Ray's object store (None: Ray's default)."""
     if ray.is_initialized():
         return
@@ -167,7 +126,7 @@ _REAPERS: list[subprocess.Popen] = []
 
 
 def start_reaper() -> None:
-    """``rl/reaper.py`` watching this process: when it exits (even by SIGKILL) the Ray
+    """``rl/cluster/reaper.py`` watching this process: when it exits (even by SIGKILL) the Ray
     processes it started stop within about a second (see that file for why)."""
     if _REAPERS or not sys.platform.startswith("linux"):
         return
@@ -270,32 +229,6 @@ def phase_threads(
     learner_cores = min(cores - 1, max(1, round(cores * share))) if cores > 1 else 1
     rollout_cores = max(1, cores - learner_cores)
     return max(1, learner_cores // num_learners), max(1, rollout_cores // num_rollouts)
-
-
-def check_resources(cfg: RayConfig, num_learners: int, num_rollouts: int) -> None:
-    """Before Ray starts: a private Ray must hold every bundle plus the two reward actors
-    (cluster capacity is only known after joining; ``place`` checks it there)."""
-    if not cfg.private:
-        return
-    total = cfg.num_cpus or max(4, os.cpu_count() or 1)
-    need = num_learners * cfg.learner_cpus + num_rollouts * cfg.rollout_cpus + 2 * cfg.reward_cpus
-    if need > total:
-        raise ValueError(
-            f"ray: the actors need {need:g} CPUs ({num_learners} x ray.learner_cpus="
-            f"{cfg.learner_cpus:g}, {num_rollouts} x ray.rollout_cpus={cfg.rollout_cpus:g}, "
-            f"2 x ray.reward_cpus={cfg.reward_cpus:g}) but the private Ray has {total} "
-            "(ray.num_cpus); lower them or raise ray.num_cpus"
-        )
-    gpus = num_learners * cfg.learner_gpus + num_rollouts * cfg.rollout_gpus
-    if gpus:
-        import torch
-
-        have = torch.cuda.device_count()
-        if gpus > have:
-            raise ValueError(
-                f"ray.learner_gpus / ray.rollout_gpus: the actors need {gpus:g} GPUs but this "
-                f"machine has {have}; set them to 0 on a CPU machine"
-            )
 
 
 def place(cfg: RayConfig, num_learners: int, num_rollouts: int) -> Placement:

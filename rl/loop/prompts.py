@@ -15,7 +15,7 @@ from PIL import Image
 from policy.data import Example
 from policy.processor import TilingSettings, num_tiles
 from rewards import RewardInput
-from rl.batching import Prompt
+from rl.algos.batching import Prompt
 from rollout.types import RolloutRequest
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rl.runlog import read_metrics
+from rl.run.runlog import read_metrics
 
 DEFAULT_METRICS = (
     "reward/mean",

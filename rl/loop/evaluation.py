@@ -4,7 +4,7 @@ length, per answer mode (thinking and non-thinking).
 Scoring uses the correctness reward ``rewards.eval_reward`` (default: the built-in ``answer``
 check; a plug-in such as a partial-credit scorer can be named) plus ``format``, whatever the
 training reward is, so numbers stay comparable across stages. The metrics name it:
-``eval/correctness_reward``.
+``eval/correctness_reward`` (the reward set: ``rl.run.eval_rewards``).
 """
 
 from __future__ import annotations
@@ -12,31 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rewards import RewardsConfig, RewardSetConfig
-from rewards.registry import reward_paths
 from rollout.types import SamplingSettings
-
-
-def eval_rewards(train: RewardsConfig) -> RewardsConfig:
-    """The correctness reward (``train.eval_reward``) + format, with the training runtime's
-    settings and custom rewards.
-
-    >>> eval_rewards(RewardsConfig(eval_reward="partial", custom={"partial": "m:f"})).sets[
-    ...     "default"].weights
-    {'partial': 0.5, 'format': 0.5}
-    """
-    cfg = RewardsConfig(
-        sets={"default": RewardSetConfig(weights={train.eval_reward: 0.5, "format": 0.5})},
-        runtime=train.runtime,
-        custom=dict(train.custom),
-        banned_tokens=list(train.banned_tokens),
-        eval_reward=train.eval_reward,
-    )
-    try:
-        reward_paths(cfg)
-    except ValueError as err:
-        raise ValueError(f"rewards.eval_reward: {err}") from err
-    return cfg
 
 
 def summarize(
@@ -72,7 +48,7 @@ def summarize(
 def evaluate(
     examples: Sequence[Any],
     modes: Sequence[str],
-    builder: Any,  # rl.prompts.PromptBuilder
+    builder: Any,  # rl.loop.prompts.PromptBuilder
     generate: Callable[[list, SamplingSettings], Any],
     score: Callable[[list], tuple[list, Any]],
     *,
