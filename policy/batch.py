@@ -3,8 +3,10 @@
 Alignment convention (one rule for every per-token list): position ``t`` of ``input_ids``,
 ``loss_mask`` and each ``extras`` list refers to token ``t``, which the model predicts from
 tokens ``< t``. So ``loss_mask[t] = 1`` trains the prediction of ``input_ids[t]``, and
-``extras["advantages"][t]`` is that token's advantage. Position 0 has no prediction: its
-loss_mask must be 0, and the per-sequence log-probs the learner returns hold 0.0 there.
+``extras["rollout_logprobs"][t]`` is that token's sampling logprob. Position 0 has no
+prediction: its loss_mask must be 0, and the per-sequence log-probs the learner returns hold
+0.0 there. A value that is one number per sequence (an RL advantage) goes in ``scalars``
+instead: it reaches the loss as a (B,) tensor, to broadcast there, not as a per-token list.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ class Sequence:
     """One training sequence (prompt + response) of the train batch.
 
     ``pixel_values``: (tiles, 3, S, S) tiles of this sequence's images in order of their
-    ``<IMG_CONTEXT>`` runs, or None for text. ``extras``: per-token float lists (advantages,
-    old_logprobs, rollout_logprobs, ref_logprobs, ...), each as long as ``input_ids``.
+    ``<IMG_CONTEXT>`` runs, or None for text. ``extras``: per-token floats (rollout_logprobs,
+    ...) as lists or 1-D tensors, each as long as ``input_ids``. ``scalars``: one float per
+    sequence (advantages, ...); the micro-batch carries them as (B,) tensors in its extras.
     ``position_ids``: None = 0..n-1; a row packing several samples restarts them at 0 per
     sample, and the learner then masks attention per sample (transformers' packed-sequence
     detection), so a packed row trains like its samples apart.
@@ -30,8 +33,9 @@ class Sequence:
     input_ids: list[int]
     loss_mask: list[int]
     pixel_values: torch.Tensor | None = None
-    extras: dict[str, list[float]] = field(default_factory=dict)
+    extras: dict[str, list[float] | torch.Tensor] = field(default_factory=dict)
     position_ids: list[int] | None = None
+    scalars: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.input_ids)
@@ -44,6 +48,10 @@ class Sequence:
         if self.loss_mask[0]:
             raise ValueError("Sequence.loss_mask[0] must be 0: token 0 has no prediction")
         for key, values in self.extras.items():
+            if isinstance(values, torch.Tensor) and values.ndim != 1:
+                raise ValueError(f"Sequence.extras[{key!r}]: a tensor must be 1-D")
+            if key in self.scalars:
+                raise ValueError(f"Sequence: {key!r} is both a per-token extra and a scalar")
             if len(values) != n:
                 raise ValueError(
                     f"Sequence.extras[{key!r}]: length {len(values)} != len(input_ids) {n}"
@@ -74,7 +82,7 @@ class MicroBatch:
     input_ids: torch.Tensor  # (B, T) long, pad = 0
     attention_mask: torch.Tensor  # (B, T) long
     loss_mask: torch.Tensor  # (B, T) float
-    extras: dict[str, torch.Tensor]  # each (B, T) float
+    extras: dict[str, torch.Tensor]  # each (B, T) float; a Sequence.scalars key: (B,)
     pixel_values: torch.Tensor | None  # (sum of tiles, 3, S, S) in row order
     lengths: list[int]
     position_ids: torch.Tensor | None = None  # (B, T) long; None = 0..T-1 per row
@@ -105,7 +113,8 @@ class LossInputs:
     """What the injected ``loss_fn(mb) -> (loss, metrics)`` sees for one micro-batch.
 
     All per-token tensors are (B, T), aligned by the module's convention (position 0 and
-    padding are 0 in ``loss_mask``). Extras are reachable as ``mb.extras["advantages"]`` or
+    padding are 0 in ``loss_mask``); an extra from ``Sequence.scalars`` is (B,), one value per
+    row, for the loss to broadcast. Extras are reachable as ``mb.extras["advantages"]`` or
     ``mb.advantages``. ``global_token_count``/``global_sequence_count``: loss tokens and
     sequences in the whole mini-batch summed over all data-parallel ranks; a token-mean loss
     is ``(per_token * mb.loss_mask).sum() / mb.global_token_count`` and the learner sums the
@@ -167,15 +176,17 @@ def split_mini_batches(n: int, size: int) -> list[range]:
 def collate(seqs: SequenceABC[Sequence], indices: list[int]) -> MicroBatch:
     """Right-pad ``seqs[indices]`` into a MicroBatch; images concatenated in row order.
 
-    Every sequence of one batch must carry the same extras keys.
+    Every sequence of one batch must carry the same extras and scalars keys; scalars
+    become (B,) float32 tensors among the extras.
     """
     rows = [seqs[i] for i in indices]
     width = max(len(s) for s in rows)
-    keys = sorted(rows[0].extras)
+    keys, scalar_keys = sorted(rows[0].extras), sorted(rows[0].scalars)
     for s in rows:
-        if sorted(s.extras) != keys:
+        if sorted(s.extras) != keys or sorted(s.scalars) != scalar_keys:
             raise ValueError(
-                f"sequences of one batch carry different extras: {keys} vs {sorted(s.extras)}"
+                f"sequences of one batch carry different extras: {keys} + {scalar_keys} vs "
+                f"{sorted(s.extras)} + {sorted(s.scalars)}"
             )
     shape = (len(rows), width)
     input_ids = torch.zeros(shape, dtype=torch.long)
@@ -188,7 +199,9 @@ def collate(seqs: SequenceABC[Sequence], indices: list[int]) -> MicroBatch:
         attention[r, :n] = 1
         loss_mask[r, :n] = torch.tensor(s.loss_mask, dtype=torch.float32)
         for k in keys:
-            extras[k][r, :n] = torch.tensor(s.extras[k], dtype=torch.float32)
+            extras[k][r, :n] = torch.as_tensor(s.extras[k], dtype=torch.float32)
+    for k in scalar_keys:
+        extras[k] = torch.tensor([s.scalars[k] for s in rows], dtype=torch.float32)
     positions = None
     if any(s.position_ids is not None for s in rows):
         positions = torch.arange(width).repeat(len(rows), 1)

@@ -1,5 +1,6 @@
 """Requests into vLLM inputs: prompt token ids built by ``policy.processor`` (so both sides
-see identical ids) plus the PIL images for vLLM's multimodal pipeline. Bad input becomes a
+see identical ids; the request's own ``prompt_token_ids`` when the caller tokenised it
+already, as the RL driver does) plus the PIL images for vLLM's multimodal pipeline. Bad input becomes a
 ``PromptFailure`` naming the prompt (and file) instead of failing the whole batch."""
 
 from __future__ import annotations
@@ -28,6 +29,17 @@ class PreparedPrompt:
         return prompt
 
 
+def check_image_tokens(processor: SAILVLProcessor, ids: list[int], tiles: tuple[int, ...]) -> None:
+    """ValueError unless ``ids`` hold as many ``<IMG_CONTEXT>`` tokens as the images need."""
+    found = sum(1 for t in ids if t == processor.img_context_token_id)
+    expected = sum(tiles) * processor.num_image_token
+    if found != expected:
+        raise ValueError(
+            f"the given prompt token ids hold {found} <IMG_CONTEXT> tokens but its images "
+            f"need {expected}"
+        )
+
+
 class InvalidPromptError(ValueError):
     """A request that cannot be turned into model input."""
 
@@ -45,8 +57,12 @@ def prepare(
     images = tuple(_load(pid, image) for image in request.images)
     tiles = tuple(num_tiles(*image.size, processor.settings) for image in images)
     try:
-        text = processor.prompt_text(request.prompt, tiles, request.mode)
-        ids = processor.text_ids(text, tiles)
+        if request.prompt_token_ids is None:
+            text = processor.prompt_text(request.prompt, tiles, request.mode)
+            ids = processor.text_ids(text, tiles)
+        else:  # tokenised once by the caller: only check the image placeholders
+            ids = list(request.prompt_token_ids)
+            check_image_tokens(processor, ids, tiles)
     except ValueError as err:
         raise InvalidPromptError(f"prompt {pid!r}: {err}") from err
     if len(ids) >= max_model_len:

@@ -15,12 +15,18 @@ FinishReason = Literal["stop", "length"]
 class RolloutRequest:
     """One prompt: the user's question (or a list of {role, content} messages), images as
     paths or PIL images (in order of their ``<image>`` markers, or prepended when the text
-    has none), and the answer mode ("think" appends the SAIL-VL2 thinking instruction)."""
+    has none), and the answer mode ("think" appends the SAIL-VL2 thinking instruction).
+
+    ``prompt_token_ids``: the prompt already rendered and tokenised by the caller (the RL
+    driver's ``policy.processor`` pass, images expanded): the engine then uses these ids as
+    they are instead of tokenising ``prompt`` again (it still checks them against the
+    images' tile counts and the context length)."""
 
     prompt_id: str
     prompt: str | tuple[dict[str, Any], ...]
     images: tuple[str | os.PathLike | Any, ...] = ()
     mode: Mode = "think"
+    prompt_token_ids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

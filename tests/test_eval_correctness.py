@@ -7,7 +7,9 @@ from types import SimpleNamespace as NS
 
 import pytest
 
+from policy.checkpoint import init_checkpoint
 from policy.data import Example
+from policy.processor import SAILVLProcessor
 from rewards import RewardRuntime, RewardsConfig, RuntimeConfig
 from rl.loop.evaluation import evaluate
 from rl.loop.prompts import PromptBuilder
@@ -33,25 +35,32 @@ def _generate(requests, sampling):
     return NS(completions=comps, failures=[])
 
 
-def _evaluate(rewards: RewardsConfig):
+@pytest.fixture(scope="module")
+def processor(tmp_path_factory):
+    # the builder renders and tokenises every prompt (the ids the engine gets)
+    return SAILVLProcessor.from_pretrained(init_checkpoint("tiny", tmp_path_factory.mktemp("m")))
+
+
+def _evaluate(rewards: RewardsConfig, processor):
     cfg = eval_rewards(rewards)
     with RewardRuntime(cfg) as runtime:
         return evaluate(
-            EXAMPLES, ["think"], PromptBuilder(processor=None), _generate,
+            EXAMPLES, ["think"], PromptBuilder(processor), _generate,
             lambda inputs: (runtime.score(inputs), None), samples=2, temperature=1.0,
             max_tokens=8, seed=0, correctness=rewards.eval_reward,
         )  # fmt: skip
 
 
-def test_held_out_accuracy_uses_the_partial_credit_plugin():
+def test_held_out_accuracy_uses_the_partial_credit_plugin(processor):
     runtime = RuntimeConfig(workers=1)
-    default = _evaluate(RewardsConfig(runtime=runtime))
+    default = _evaluate(RewardsConfig(runtime=runtime), processor)
     partial = _evaluate(
         RewardsConfig(
             runtime=runtime,
             custom={"partial": "tests.reward_plugins:partial_credit"},
             eval_reward="partial",
-        )
+        ),
+        processor,
     )
     # built-in answer check: "2, 5" is wrong, "7" right -> 0.5; partial credit: (2/3 + 1) / 2
     assert default["eval/think/accuracy"] == 0.5

@@ -170,6 +170,29 @@ def test_completion_records(setup):
     assert [c.token_ids for c in again.completions] == [c.token_ids for c in result.completions]
 
 
+def test_prompt_ids_given_by_the_caller_generate_what_the_engine_would(setup):
+    """The RL driver tokenises once and sends the ids (RolloutRequest.prompt_token_ids): the
+    engine generates from exactly those ids, the same completions as from its own pass."""
+    from dataclasses import replace
+
+    from policy.processor import SAILVLProcessor
+
+    engine = setup["engine"]
+    processor = SAILVLProcessor(engine.tokenizer, engine.hf_config)
+    sampling = SamplingSettings(n=2, max_tokens=6, seed=3, temperature=1.0)
+    requests = [r for r in setup["requests"] if r.images][:2] + setup["requests"][:1]
+    # the learner's ids (policy.processor, pixels included), as rl.loop.prompts.PromptBuilder sends
+    learner_ids = [
+        tuple(processor.process(r.prompt, list(r.images), r.mode).input_ids) for r in requests
+    ]
+    given = [replace(r, prompt_token_ids=ids) for r, ids in zip(requests, learner_ids)]
+    own, sent = engine.generate(requests, sampling), engine.generate(given, sampling)
+    assert not own.failures and not sent.failures
+    for a, b, r in zip(own.completions[::2], sent.completions[::2], given):
+        assert b.prompt_token_ids == r.prompt_token_ids == a.prompt_token_ids
+    assert [c.token_ids for c in sent.completions] == [c.token_ids for c in own.completions]
+
+
 def test_language_model_only_update(setup):
     engine, model, requests = setup["engine"], setup["model"], setup["requests"]
     with torch.no_grad():

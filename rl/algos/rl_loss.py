@@ -17,7 +17,8 @@ class RLLoss:
 
     ``needs`` tells the learner what to provide (``policy.loss_inputs``): old logprobs and,
     with KL on, reference logprobs, both computed by the learner on its own shard inside the
-    train call; ``advantages`` and ``rollout_logprobs`` come in the sequences' extras.
+    train call; ``rollout_logprobs`` come in the sequences' extras and ``advantages`` one per
+    sequence (``Sequence.scalars``), broadcast over the tokens inside ``policy_loss``.
     """
 
     cfg: AlgoConfig

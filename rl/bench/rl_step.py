@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny-rl.yaml"
-PHASES = ("generate", "reward", "train", "sync", "step")
+PHASES = ("generate", "reward", "train", "sync", "eval", "save", "step")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +51,10 @@ def step_report(row: dict[str, Any], samples: int) -> dict[str, Any]:
         "sync_gb": round(sync_gb, 4),
         # the whole sync phase (export, transfer, load) per GB of weights
         "sync_seconds_per_gb": round(row["time/sync"] / sync_gb, 3) if sync_gb else None,
+        # rl.cluster.meter: what the driver sent/received through Ray, and its CPU seconds
+        "ray_bytes": {k[4:]: int(v) for k, v in row.items() if k.startswith("ray/")},
+        "driver_cpu_s": round(row.get("driver/cpu_s", 0.0), 3),
+        "meter_overhead_s": round(row.get("driver/meter_s", 0.0), 3),
     }
 
 
@@ -58,12 +62,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from policy.checkpoint import load_config
     from policy.params import parameter_summary
     from rl.bench.learner_report import TreeMemory, learner_report, memory_report
+    from rl.cluster.meter import RayMeter
     from rl.cluster.session import connect, stop_ray
     from rl.loop.driver import run_rl
     from rl.run.experiment import load_experiment
-    from rl.run.runlog import read_metrics
+    from rl.run.runlog import RunLog, read_metrics
 
     results: dict[str, Any] = {}
+    meter = RayMeter()
+    meter.install()
+    log_step = RunLog.log  # each logged step gets the meter's counters since the last one
+    RunLog.log = lambda runlog, step, metrics: log_step(runlog, step, {**metrics, **meter.take()})
     try:
         for preset in args.models:
             with tempfile.TemporaryDirectory() as tmp:
@@ -75,11 +84,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     f"rollout.weight_transfer={args.weight_transfer}",
                 ])  # fmt: skip
                 memory = TreeMemory(os.getpid())
+                meter.take()  # counting starts here: step 1 also carries the start-up
                 try:
                     run_rl(cfg, connect=connect)
                 finally:
                     memory.stop()
-                last = read_metrics(tmp)[-1]
+                rows = read_metrics(tmp)
+                last = rows[-1]
                 params = parameter_summary(load_config(Path(tmp) / "init-model"))
                 learner = learner_report(last, Path(tmp) / "init-model")
             results[preset] = {
@@ -87,8 +98,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 **step_report(last, args.prompts * args.group_size),
                 "learner": learner,
                 "memory": memory_report(memory),
+                "step_seconds": [round(r["time/step"], 3) for r in rows],
+                "driver_cpu_s_per_step": [round(r["driver/cpu_s"], 3) for r in rows],
             }
     finally:
+        meter.uninstall()
+        RunLog.log = log_step
         stop_ray()
     return {"bench": "rl", "prompts_per_step": args.prompts, "group_size": args.group_size,
             "max_new_tokens": args.max_new_tokens, "weight_transfer": args.weight_transfer,

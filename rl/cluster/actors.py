@@ -14,6 +14,7 @@ from typing import Any
 
 import ray
 
+from rl.algos.batching import deal
 from rl.cluster.plugins import reward_runtime_env
 from rl.cluster.topology import (
     bundle_address,
@@ -162,11 +163,12 @@ class Cluster:
         return ray.get(self.eval_rewards.score.remote(inputs))
 
     # -- learner ---------------------------------------------------------------------------
-    def train_step(self, seqs: list, loss_fn: Any) -> dict[str, float]:
-        parts = _shards(seqs, len(self.learners))
+    def train_step(self, groups: list, loss_fn: Any) -> dict[str, float]:
+        """``groups``: ``rl.algos.batching.TrainGroup`` records; each rank gets its share of the
+        samples (``rl.algos.batching.deal``), every prompt once, and builds the sequences itself."""
+        parts = deal(groups, len(self.learners))
         refs = [
-            learner.train_step.remote([seqs[i] for i in part], loss_fn)
-            for learner, part in zip(self.learners, parts)
+            learner.train_step.remote(part, loss_fn) for learner, part in zip(self.learners, parts)
         ]
         return ray.get(refs)[0]  # metrics are reduced across ranks already
 

@@ -66,10 +66,11 @@ class LearnerWorker:
         self.learner = Learner.from_pretrained(model_dir, config)
         self.channel = None  # rank 0's end of the weight broadcast (rollout.broadcast)
 
-    def train_step(self, seqs: list, loss_fn: Any) -> dict[str, float]:
+    def train_step(self, groups: list, loss_fn: Any) -> dict[str, float]:
+        """``groups``: this rank's ``rl.algos.batching.TrainGroup`` records (prompts once)."""
         use_threads(self.threads)
         try:
-            return self.learner.train_step(seqs, loss_fn)
+            return self.learner.train_step([s for g in groups for s in g.sequences()], loss_fn)
         finally:
             release_memory()
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from policy.processor import SAILVLProcessor
 from rl.algos import BatchFiller
-from rl.algos.batching import Group, group_metrics, shaped_rewards, train_sequences
+from rl.algos.batching import Group, flat_shaped, group_metrics, train_groups, with_shaped
 from rl.algos.rl_loss import RLLoss
 from rl.loop.evaluation import evaluate
 from rl.loop.handles import ActorFailure, Connect
@@ -87,10 +87,12 @@ def _loop(cfg, cluster, ckpts, start, model_dir, runlog, data) -> None:
         if loop.overlap and step + 1 < loop.steps:
             gen.prefetch(step + 1)  # next step samples while this one trains
         if kept:
-            seqs, _ = train_sequences(kept, algo, loop.group_size, loop.max_new_tokens)
+            records, _ = train_groups(kept, algo, loop.group_size)
             t = time.perf_counter()
             # old (and reference) logprobs are computed by the learner within the call
-            metrics.update({f"train/{k}": v for k, v in cluster.train_step(seqs, loss_fn).items()})
+            metrics.update(
+                {f"train/{k}": v for k, v in cluster.train_step(records, loss_fn).items()}
+            )
             metrics["time/train"] = time.perf_counter() - t
             t = time.perf_counter()
             metrics.update(cluster.sync_weights(step + 1, loop.sync_bucket_mb << 20))
@@ -170,7 +172,7 @@ class _Generator:
         filler = BatchFiller(
             loop.prompts_per_step, loop.group_size, algo.max_extra_rounds, algo.dynamic_sampling
         )
-        timings = {"time/generate": 0.0, "time/reward": 0.0}
+        timings = {"time/generate": 0.0, "time/reward": 0.0, "reward/worker_restarts": 0.0}
         scored: list[Group] = []  # every group of every round: the honest reward numbers
         while filler.wants_more():
             count = loop.prompts_per_step if filler.rounds == 0 else filler.missing
@@ -182,10 +184,12 @@ class _Generator:
             for failure in result.failures:
                 log.warning("prompt skipped: %s", failure.message)
             t = time.perf_counter()
-            groups = _score(self.cluster, self.builder, prompts, result, loop.group_size)
+            groups, stats = _score(self.cluster, self.builder, prompts, result, loop.group_size)
             timings["time/reward"] += time.perf_counter() - t
+            timings["reward/worker_restarts"] += stats["worker_restarts"]
+            groups = with_shaped(groups, algo, loop.max_new_tokens)  # once, for filter and train
             scored.extend(groups)
-            filler.add(groups, shaped_rewards(groups, algo, loop.max_new_tokens))
+            filler.add(groups, flat_shaped(groups))
         report = filler.finish()
         kept = list(report.groups)
         self.last_scored = scored
@@ -202,19 +206,19 @@ class _Generator:
         return kept, metrics
 
 
-def _score(cluster, builder, prompts, result, group_size) -> list[Group]:
+def _score(cluster, builder, prompts, result, group_size) -> tuple[list[Group], dict]:
     by_id = {p.prompt_id: p for p in prompts}
     per_prompt: dict[str, list] = {}
     for comp in result.completions:
         per_prompt.setdefault(comp.prompt_id, []).append(comp)
     ordered = [(by_id[pid], comps) for pid, comps in per_prompt.items() if len(comps) == group_size]
     inputs = [builder.reward_input(p, c.text) for p, comps in ordered for c in comps]
-    results, _ = cluster.score(inputs)
+    results, stats = cluster.score(inputs)
     groups, i = [], 0
     for p, comps in ordered:
         groups.append(Group(p, tuple(comps), tuple(results[i : i + group_size])))
         i += group_size
-    return groups
+    return groups, stats
 
 
 def _samples(step: int, groups: list[Group], limit: int, kept: bool = True) -> list[dict[str, Any]]:

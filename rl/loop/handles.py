@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from policy.batch import Sequence
 from rewards.records import RewardInput, RewardResult
+from rl.algos.batching import TrainGroup
 from rollout.types import GenerateResult, RolloutRequest, SamplingSettings
 
 
@@ -44,7 +45,7 @@ class Cluster(Protocol):
         self, inputs: list[RewardInput]
     ) -> tuple[list[RewardResult], dict[str, Any]]: ...
 
-    def train_step(self, seqs: list[Sequence], loss_fn: Any) -> dict[str, float]: ...
+    def train_step(self, groups: list[TrainGroup], loss_fn: Any) -> dict[str, float]: ...
 
     def logprobs(self, seqs: list[Sequence]) -> list: ...
 

@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from PIL import Image
 
 from policy.data import Example
+from policy.processor import TilingSettings, num_tiles
 from rewards import RewardInput
 from rl.algos.batching import Prompt
 from rollout.types import RolloutRequest
@@ -55,21 +57,41 @@ class PromptBuilder:
     def prompt(
         self, prompt_id: str, example: Example, mode: str | None = None, pixels: bool = True
     ) -> Prompt:
-        """``pixels`` False skips the image tiles (generation-only prompts, e.g. eval)."""
+        """The one pass over a prompt: rendered and tokenised here (images expanded to
+        their tile counts), the ids going to the engine (``request``) and the learner alike.
+        ``pixels`` False skips the image tiles (generation-only prompts, e.g. eval: the tile
+        counts come from the image sizes)."""
         mode = mode or self.mode_of(example)
         pixel_values: torch.Tensor | None = None
         if pixels and example.images:
             processed = self.processor.process(example.question, example.images, mode)
-            pixel_values = processed.pixel_values
-        return Prompt(prompt_id, example, mode, pixel_values)
+            return Prompt(prompt_id, example, mode, processed.pixel_values,
+                          tuple(processed.input_ids))  # fmt: skip
+        try:
+            tiles = tuple(_tiles(image, self.processor.settings) for image in example.images)
+            text = self.processor.prompt_text(example.question, tiles, mode)
+            ids: tuple[int, ...] | None = tuple(self.processor.text_ids(text, tiles))
+        except (ValueError, OSError):
+            ids = None  # the engine names the prompt in a PromptFailure, as for any request
+        return Prompt(prompt_id, example, mode, pixel_values, ids)
 
     @staticmethod
     def request(prompt: Prompt) -> RolloutRequest:
         ex = prompt.example
-        return RolloutRequest(prompt.prompt_id, ex.question, tuple(ex.images), prompt.mode)
+        return RolloutRequest(
+            prompt.prompt_id, ex.question, tuple(ex.images), prompt.mode, prompt.input_ids
+        )
 
     @staticmethod
     def reward_input(prompt: Prompt, text: str) -> RewardInput:
         ex = prompt.example
         meta = {**ex.metadata, "data_source": ex.data_source, "domain": ex.domain}
         return RewardInput(text, ex.answer, prompt.mode, meta, prompt=ex.question)
+
+
+def _tiles(image: object, settings: TilingSettings) -> int:
+    """Tiles of one image from its size alone (PIL reads only the header of a file)."""
+    if isinstance(image, Image.Image):
+        return num_tiles(*image.size, settings)
+    with Image.open(image) as opened:  # type: ignore[arg-type]
+        return num_tiles(*opened.size, settings)
