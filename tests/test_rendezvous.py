@@ -94,3 +94,12 @@ def test_loopback_detection_and_private_env(monkeypatch):
     )
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # an explicit choice is kept
     assert "RAY_AUTH_MODE" not in private_env()
+
+
+def test_private_bundle_address_runs_no_task(monkeypatch):
+    import rl.topology as topology
+
+    # a task's worker would linger as an idle ray::IDLE process; a private Ray is this machine
+    monkeypatch.setattr(topology.ray, "remote", lambda *a, **k: pytest.fail("ran a Ray task"))
+    host, port = topology.bundle_address(None, 0, True)  # type: ignore[arg-type]
+    assert host == "127.0.0.1" and 0 < port < 65536

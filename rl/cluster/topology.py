@@ -182,7 +182,10 @@ def rendezvous_address(private: bool) -> tuple[str, int]:
 
 def bundle_address(placement: Placement, bundle: int, private: bool) -> tuple[str, int]:
     """``rendezvous_address`` as seen from the node that holds ``bundle`` of ``placement``
-    (rank 0 of the learner group hosts its store there)."""
+    (rank 0 of the learner group hosts its store there). A private Ray is this machine:
+    no task (its worker would stay as an idle ``ray::IDLE`` process of ~300 MB)."""
+    if private:
+        return rendezvous_address(True)
     task = ray.remote(num_cpus=0)(rendezvous_address)
     return ray.get(task.options(scheduling_strategy=placement.strategy(bundle)).remote(private))
 
