@@ -85,7 +85,11 @@ def test_release_memory_returns_freed_heap_pages():
     libc.free.argtypes = [ctypes.c_void_p]
     me = psutil.Process()
     # 64 KiB blocks (below mmap's threshold) land on the heap; with small ones kept between
-    # them, freeing the big ones leaves holes that glibc keeps until it is asked to trim.
+    # them, freeing the big ones leaves holes that glibc keeps until it is asked to trim. A
+    # trim threshold out of reach keeps free() itself from trimming the heap's top (where
+    # the big blocks end up when earlier tests left holes for the small ones to fill).
+    m_trim_threshold = -1
+    libc.mallopt(m_trim_threshold, 1 << 30)
     big, small = [], []
     for _ in range(4096):  # 256 MiB
         block = libc.malloc(64 * 1024)
@@ -99,4 +103,5 @@ def test_release_memory_returns_freed_heap_pages():
     after = me.memory_info().rss
     for block in small:
         libc.free(block)
+    libc.mallopt(m_trim_threshold, 128 * 1024)  # glibc's default
     assert after < before - (128 << 20), (before, after)

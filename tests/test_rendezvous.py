@@ -97,7 +97,7 @@ def test_loopback_detection_and_private_env(monkeypatch):
 
 
 def test_private_bundle_address_runs_no_task(monkeypatch):
-    import rl.topology as topology
+    import rl.cluster.topology as topology
 
     # a task's worker would linger as an idle ray::IDLE process; a private Ray is this machine
     monkeypatch.setattr(topology.ray, "remote", lambda *a, **k: pytest.fail("ran a Ray task"))

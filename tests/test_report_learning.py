@@ -143,10 +143,12 @@ def test_sailrl_eval_refuses_pass_n_below_pass_k_before_the_engine_starts(tmp_pa
     assert "Traceback" not in proc.stderr
 
 
-def test_evaluate_sends_every_mode_in_one_generate_call_and_keeps_records():
+def test_evaluate_sends_every_mode_in_one_generate_call_and_keeps_records(tmp_path):
     from types import SimpleNamespace as NS
 
+    from policy.checkpoint import init_checkpoint
     from policy.data import Example
+    from policy.processor import SAILVLProcessor
     from rl.loop.evaluation import evaluate
     from rl.loop.prompts import PromptBuilder
 
@@ -166,8 +168,10 @@ def test_evaluate_sends_every_mode_in_one_generate_call_and_keeps_records():
         return [NS(components={"answer": float(x.completion == f"\\boxed{{{x.answer}}}"),
                                "format": 1.0}) for x in inputs], None  # fmt: skip
 
+    # the builder renders and tokenises every prompt (the ids the engine gets)
+    processor = SAILVLProcessor.from_pretrained(init_checkpoint("tiny", tmp_path / "m"))
     records = []
-    m = evaluate(examples, ["think", "direct"], PromptBuilder(processor=None), generate, score,
+    m = evaluate(examples, ["think", "direct"], PromptBuilder(processor), generate, score,
                  samples=2, temperature=1.0, max_tokens=4, seed=0, records=records)  # fmt: skip
     assert len(calls) == 1 and len(calls[0]) == 6  # 3 prompts x 2 modes, one batch
     assert m["eval/think/accuracy"] == pytest.approx(1 / 3)
