@@ -12,15 +12,17 @@ rerun continues without duplicates.
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from policy.data import Example, ReadOptions, read_examples
 from rewards import RewardRuntime, RewardsConfig
 from rl.config import ConfigError
-from rl.evaluation import eval_rewards, evaluate
+from rl.evaluation import eval_rewards, evaluate, pass_metrics
 from rl.offline_writer import RowWriter, example_row
 from rl.prompts import PromptBuilder
 from rl.selection import Scored, best_traces, keep_prompt, pass_rate
@@ -107,18 +109,57 @@ def correctness_rewards(reward: str) -> RewardsConfig:
     return RewardsConfig(custom={name: reward}, eval_reward=name)
 
 
+@dataclass
+class PassAtK:
+    """pass@k of ``sailrl eval``: ``n`` samples per prompt at ``temperature`` (n >= k)."""
+
+    k: int
+    n: int
+    temperature: float = 1.0
+    modes: list[str] | None = None  # None: the eval's modes
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.n < self.k:
+            raise ValueError(f"pass@k: need 1 <= k <= n samples, got k={self.k} n={self.n}")
+        if not self.temperature > 0:
+            raise ValueError(f"pass@k: the temperature must be > 0, got {self.temperature}")
+
+
 def run_eval(model_dir, data, cfg: OfflineConfig, modes=("think", "direct"), k=1,
-             max_prompts: int | None = None,
-             options: ReadOptions | None = None) -> dict[str, float]:  # fmt: skip
+             max_prompts: int | None = None, options: ReadOptions | None = None,
+             pass_at: PassAtK | None = None,
+             records_out: str | None = None) -> dict[str, float]:  # fmt: skip
+    """Held-out metrics of a checkpoint; with ``pass_at`` also pass@1 / pass@k from sampled
+    completions; ``records_out``: a JSON file of the per-prompt records (see
+    ``rl.evaluation.prompt_records``) under ``accuracy`` and ``pass``."""
     examples = _load(data, options)[:max_prompts]
     if not len(examples):  # before the engine starts: accuracy 0.0 of nothing is no result
         raise ConfigError(f"--data: {data} holds no examples to evaluate")
+    records: dict[str, Any] = {"accuracy": []}
     with OfflineSession(model_dir, cfg) as s:
-        return evaluate(
+        t = time.perf_counter()
+        metrics = evaluate(
             examples, modes, s.builder, s.engine.generate, s.score, samples=k,
             temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=cfg.seed,
-            correctness=cfg.rewards.eval_reward,
+            correctness=cfg.rewards.eval_reward, records=records["accuracy"],
         )  # fmt: skip
+        metrics["eval/seconds"] = time.perf_counter() - t
+        if pass_at is not None:
+            t = time.perf_counter()
+            sampled: list[dict[str, Any]] = []
+            evaluate(
+                examples, pass_at.modes or modes, s.builder, s.engine.generate, s.score,
+                samples=pass_at.n,
+                temperature=pass_at.temperature, max_tokens=cfg.max_tokens, seed=cfg.seed + 1,
+                correctness=cfg.rewards.eval_reward, records=sampled,
+            )  # fmt: skip
+            metrics.update(pass_metrics(sampled, pass_at.k))
+            metrics["eval/pass_seconds"] = time.perf_counter() - t
+            records["pass"] = {**asdict(pass_at), "records": sampled}
+    if records_out:
+        with open(records_out, "w", encoding="utf-8") as fh:
+            json.dump(records, fh)
+    return metrics
 
 
 def _chunks(todo: list[int], size: int) -> list[list[int]]:

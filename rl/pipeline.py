@@ -89,6 +89,34 @@ class EvalStage:
     temperature: float = 0.0
     max_tokens: int = 256
     max_prompts: int = 256
+    # pass@1 and pass@<pass_k> after every stage from pass_n (default pass_k) samples per
+    # prompt at pass_temperature (unbiased estimator); 0: off.
+    pass_k: int = 0
+    pass_n: int | None = None
+    pass_temperature: float = 1.0
+    pass_modes: list[str] | None = None  # modes of the pass@k samples (None: `modes`)
+    # Held-out accuracy every `every` RL steps in both RL stages (the report's curves), with
+    # these eval settings (think only in rlvr, whose LongCoT model does not answer directly);
+    # 0: off (a stage's own rl.eval_every still applies).
+    every: int = 0
+    show_samples: int = 3  # completions per RL stage and mode shown before/after in report.md
+
+    def __post_init__(self) -> None:
+        if not self.modes or not set(self.modes) <= {"think", "direct"}:
+            raise ValueError(f"eval.modes: a non-empty list of think/direct, got {self.modes}")
+        if self.pass_modes is not None and not set(self.pass_modes) <= set(self.modes):
+            raise ValueError(f"eval.pass_modes: {self.pass_modes} must be among eval.modes")
+        for name in ("pass_k", "every", "show_samples"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"eval.{name}: must be >= 0, got {getattr(self, name)}")
+        if self.pass_n is not None and self.pass_n < max(1, self.pass_k):
+            raise ValueError(
+                f"eval.pass_n: must be >= eval.pass_k ({self.pass_k}), got {self.pass_n}"
+            )
+        if self.every and self.k > 1 and self.temperature == 0:
+            raise ValueError("eval.every with eval.k > 1 needs eval.temperature > 0")
+        if self.pass_k and not self.pass_temperature > 0:
+            raise ValueError(f"eval.pass_temperature: must be > 0, got {self.pass_temperature}")
 
 
 @dataclass
@@ -170,11 +198,15 @@ class Pipeline:
             return {}
         ev = self.cfg.eval
         out = self.stage_dir(stage) / "eval.json"
+        records = self.stage_dir(stage) / "eval_records.json"
+        pass_args = ["--pass-k", str(ev.pass_k), "--pass-n", str(ev.pass_n or ev.pass_k),
+                     "--pass-temperature", str(ev.pass_temperature),
+                     "--pass-modes", *(ev.pass_modes or ev.modes)] if ev.pass_k else []  # fmt: skip
         self._sailrl(
             stage, "eval", "--model", model, "--data", self.data["eval"],
             "--k", str(ev.k), "--modes", *ev.modes, "--temperature", str(ev.temperature),
             "--max-tokens", str(ev.max_tokens), "--max-prompts", str(ev.max_prompts),
-            *self._engine_args(), "--out", str(out),
+            *pass_args, *self._engine_args(), "--out", str(out), "--records", str(records),
         )  # fmt: skip
         return json.loads(out.read_text())
 
@@ -200,6 +232,9 @@ class Pipeline:
                 info["seconds"] = round(time.time() - start, 1)
                 if "model" in info:
                     info["eval"] = self._eval(stage, info["model"])
+                    records = self.stage_dir(stage) / "eval_records.json"
+                    if records.is_file():
+                        info["eval_records"] = str(records)
                 self._finish(stage, info)
             else:
                 log.info("stage %s already complete: skipped", stage)
@@ -210,7 +245,7 @@ class Pipeline:
                 return results
         from rl.report import write_report
 
-        write_report(self.root, results)
+        write_report(self.root, results, self.cfg.eval.modes, self.cfg.eval.show_samples)
         return results
 
     def _prepare_data(self) -> dict[str, str | None]:
@@ -267,10 +302,11 @@ class Pipeline:
     def _run_rl(self, stage: str, model: str, data: str) -> dict[str, Any]:
         st: RLStage = getattr(self.cfg, stage)
         algo = st.algo or AlgoConfig(loss="gspo" if self._is_moe(model) else "dapo")
+        loop = self._curve_loop(stage, st.rl)
         sections = {
             # The pipeline evaluates every stage's result itself; in-loop eval only on request.
-            "data": {"train": data, "eval": self.data["eval"] if st.rl.eval_every else None},
-            "rl": to_dict(st.rl),
+            "data": {"train": data, "eval": self.data["eval"] if loop.eval_every else None},
+            "rl": to_dict(loop),
             "algo": to_dict(algo),
             "learner": to_dict(st.learner),
             "rollout": to_dict(replace(self.cfg.rollout, model="")),
@@ -278,6 +314,18 @@ class Pipeline:
             "ray": to_dict(self.cfg.ray),
         }
         return {**self._train(stage, "rl", model, sections), "algo": algo.loss.name}
+
+    def _curve_loop(self, stage: str, loop: LoopConfig) -> LoopConfig:
+        """The stage's loop with the held-out curve of ``eval.every`` (unless the stage sets
+        its own ``rl.eval_every``): the pipeline's eval prompts, samples and temperature."""
+        ev = self.cfg.eval
+        if not ev.every or loop.eval_every or not self.data["eval"]:
+            return loop
+        modes = [m for m in ev.modes if stage != "rlvr" or m == "think"] or list(ev.modes)
+        return replace(
+            loop, eval_every=ev.every, eval_max_prompts=ev.max_prompts, eval_modes=modes,
+            eval_samples=ev.k, eval_temperature=ev.temperature,
+        )  # fmt: skip
 
     def _run_longcot(self, model: str) -> dict[str, Any]:
         return self._run_sft("longcot", model, [self.data["longcot"]])

@@ -1,15 +1,20 @@
 """The pipeline's report: ``report.json`` (machine-readable) and ``report.md`` with PNG plots.
 
 Per stage: held-out accuracy and format rate in thinking and non-thinking modes, mean
-response length, wall time; for RL stages also the reward curve (mean reward per step).
+response length, wall time; for RL stages also the reward curve (mean reward per step) and
+the learning section ``rl`` (``rl.report_rl``: before/after with the paired interval, pass@k,
+per family, held-out curves, reward components, completions before/after).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rl.report_md import LEARNING as _LEARNING
+from rl.report_md import learning_markdown
 from rl.runlog import read_metrics
 
 MODES = ("think", "direct")
@@ -32,6 +37,9 @@ def stage_summary(info: dict[str, Any]) -> dict[str, Any]:
                 "format_rate": ev[f"eval/{mode}/format_rate"],
                 "response_length": ev[f"eval/{mode}/response_length"],
             }
+    for key in ("seconds", "pass_seconds"):  # what the held-out eval after the stage took
+        if f"eval/{key}" in ev:
+            out[f"eval_{key}"] = round(ev[f"eval/{key}"], 1)
     if info.get("run") and "algo" in info:  # an RL stage: its reward curve
         rows = read_metrics(info["run"])
         out["algo"] = info["algo"]
@@ -44,15 +52,25 @@ def stage_summary(info: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write_report(root: str | Path, results: dict[str, Any]) -> dict[str, Any]:
-    """Write report.json, report.md and plots under ``root``; returns the report dict."""
+def write_report(
+    root: str | Path, results: dict[str, Any], modes: Sequence[str] = MODES, shown: int = 3
+) -> dict[str, Any]:
+    """Write report.json, report.md and plots under ``root``; returns the report dict.
+    ``shown``: completions per RL stage and mode shown before/after in report.md."""
+    from rl.report_plots import learning_plots
+    from rl.report_rl import rl_section
+
     root = Path(root)
     report = {
-        "stages": {name: stage_summary(info) for name, info in results.items() if name != "initial"}
+        "stages": {
+            name: stage_summary(info) for name, info in results.items() if name != "initial"
+        },
+        "rl": rl_section(results, modes, shown),
     }
     (root / "report.json").write_text(json.dumps(report, indent=1))
-    plots = _plots(root, report["stages"])
-    (root / "report.md").write_text(_markdown(report["stages"], plots))
+    plots = _plots(root, report["stages"]) + learning_plots(root, report["rl"])
+    md = _markdown(report["stages"], plots)
+    (root / "report.md").write_text(md.replace(_LEARNING, learning_markdown(report["rl"])))
     return report
 
 
@@ -124,6 +142,6 @@ def _markdown(stages: dict[str, Any], plots: list[str]) -> str:
             first, last = curve[0][1], curve[-1][1]
             lines += ["", f"{name} ({s.get('algo')}): mean reward {first:.3f} at step "
                       f"{curve[0][0]} -> {last:.3f} at step {curve[-1][0]}"]  # fmt: skip
-    lines.append("")
+    lines += ["", _LEARNING, ""]
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"

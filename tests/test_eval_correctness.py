@@ -20,7 +20,12 @@ TEXT = {"eval-0": "<think>hm</think> \\boxed{2, 5}", "eval-1": "<think>ok</think
 
 def _generate(requests, sampling):
     comps = [
-        NS(prompt_id=r.prompt_id, text=TEXT[r.prompt_id], token_ids=(1, 2), finish_reason="stop")
+        NS(
+            prompt_id=r.prompt_id,
+            text=TEXT[r.prompt_id.split("/")[0]],
+            token_ids=(1, 2),
+            finish_reason="stop",
+        )
         for r in requests
         for _ in range(sampling.n)
     ]

@@ -46,7 +46,7 @@ RECIPE = {
         "rl": {"steps": 1, "prompts_per_step": 2, "group_size": 2, "max_new_tokens": 12},
         "learner": {"zero_stage": 0, "lr": 1e-4},
     },  # fmt: skip
-    "eval": {"max_tokens": 12, "max_prompts": 4},
+    "eval": {"max_tokens": 12, "max_prompts": 4, "pass_k": 2, "every": 1},
     "rollout": {"dtype": "float32", "kv_cache_gib": 0.25, "max_model_len": 1024},
 }
 
@@ -112,6 +112,18 @@ def test_pipeline_runs_all_stages_and_resumes(tmp_path):
     assert Path(longcot["model"]).is_dir()
     md = (run / "report.md").read_text()
     assert "| rl_mixed |" in md and (run / "eval.png").exists() and (run / "reward.png").exists()
+    # the learning section: paired before/after, pass@k, curves from the in-loop evals
+    learning = json.loads((run / "report.json").read_text())["rl"]
+    assert learning["rlvr"]["before_stage"] == "longcot"
+    assert learning["rl_mixed"]["before_stage"] == "fusion"
+    think = learning["rlvr"]["modes"]["think"]
+    assert think["n"] == 4 and think["ci95"][0] <= think["diff"] <= think["ci95"][1]
+    assert set(think["pass"]["after"]) == {"pass@1", "pass@2"}
+    assert [p[0] for p in think["curve"]] == [0, 1, 2]
+    assert [p[0] for p in learning["rl_mixed"]["modes"]["direct"]["curve"]] == [0, 1]
+    assert "answer" in learning["rlvr"]["reward_components"]
+    for png in ("curves.png", "pass_at_k.png", "families.png", "reward_components.png"):
+        assert (run / png).exists(), png
 
 
 def test_stage_with_missing_checkpoint_is_a_clear_error(tmp_path):

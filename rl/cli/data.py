@@ -19,6 +19,15 @@ def register(sub) -> None:
     ev.add_argument("--correctness", default="answer",
                     help="reward whose value is the accuracy: a built-in or registered name, "
                     "or package.module:function (e.g. a partial-credit scorer)")  # fmt: skip
+    ev.add_argument("--pass-k", type=int, default=0,
+                    help="also pass@1 and pass@K from sampled completions (0: off)")  # fmt: skip
+    ev.add_argument("--pass-n", type=int, default=None,
+                    help="samples per prompt for pass@K (default K; unbiased estimator)")  # fmt: skip
+    ev.add_argument("--pass-temperature", type=float, default=1.0)
+    ev.add_argument("--pass-modes", nargs="+", default=None, choices=["think", "direct"],
+                    help="modes of the pass@K samples (default: --modes)")  # fmt: skip
+    ev.add_argument("--records", default=None,
+                    help="write per-prompt records (values per sample, family, text) as JSON")  # fmt: skip
     _common(ev, temperature=0.0)
     ev.set_defaults(func=_eval)
 
@@ -120,11 +129,19 @@ def _config(args):
 def _eval(args) -> int:
     from dataclasses import replace
 
-    from rl.offline import correctness_rewards, run_eval
+    from rl.cli import UserError
+    from rl.offline import PassAtK, correctness_rewards, run_eval
 
     cfg = replace(_config(args), rewards=correctness_rewards(args.correctness))
+    pass_at = None
+    if args.pass_k:
+        try:
+            pass_at = PassAtK(args.pass_k, args.pass_n or args.pass_k, args.pass_temperature,
+                              args.pass_modes)  # fmt: skip
+        except ValueError as err:
+            raise UserError(f"--pass-k/--pass-n/--pass-temperature: {err}") from err
     metrics = run_eval(args.model, args.data, cfg, args.modes, args.k, args.max_prompts,
-                       read_options(args))  # fmt: skip
+                       read_options(args), pass_at, args.records)  # fmt: skip
     text = json.dumps(metrics, indent=2)
     print(text)
     if args.out:
