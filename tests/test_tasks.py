@@ -119,6 +119,13 @@ def test_digit_chains_step_through_single_digit_facts(family):
                 assert step.rstrip(".").endswith(f"= {running}"), (step, task.thought)
 
 
+def test_digit_max_answers_are_spread():
+    answers = [make_task("digit_max", "medium", random.Random(s)).answer for s in range(700)]
+    counts = {a: answers.count(a) for a in set(answers)}
+    assert set(counts) == {str(d) for d in range(3, 10)}
+    assert max(counts.values()) < 2 * min(counts.values())  # no answer is a free guess
+
+
 def test_count_shapes_do_not_overlap():
     for seed in range(50):
         task = make_task("count_shapes", "hard", random.Random(seed))

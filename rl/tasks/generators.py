@@ -155,7 +155,12 @@ _CHAIN_LEN = {"easy": 3, "medium": 4, "hard": 5}
 
 
 def digit_max(rng: random.Random, difficulty: str) -> Task:
-    digits = [rng.randint(1, 9) for _ in range(_CHAIN_LEN[difficulty])]
+    # The largest digit is drawn first (uniform on 3..9) and placed anywhere: with all digits
+    # uniform, "9" would be the answer of ~40% of 4-digit problems, a prior, not a skill.
+    n = _CHAIN_LEN[difficulty]
+    top = rng.randint(3, 9)
+    digits = [rng.randint(1, top) for _ in range(n - 1)]
+    digits.insert(rng.randrange(n), top)
     steps, best = [], digits[0]
     for d in digits[1:]:
         new = max(best, d)
