@@ -141,16 +141,27 @@ TINY_PRESETS = ("tiny", "tiny-moe", "small")  # built with the local tiny tokeni
 
 def preset_config(name: str, *, vocab_size: int | None = None, **overrides: Any) -> SAILVLConfig:
     """The SAILVLConfig of preset ``name``; ``vocab_size`` sets the LLM vocabulary (tiny
-    presets take it from their tokenizer); other keyword arguments override top-level keys."""
+    presets take it from their tokenizer); other keyword arguments override top-level keys,
+    and ``llm_config`` / ``vision_config`` dicts override single keys of the preset's.
+
+    >>> preset_config("tiny-moe", llm_config={"num_hidden_layers": 4}).llm_config.num_hidden_layers
+    4
+    """
     if name not in PRESETS:
         raise ValueError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}")
     spec = PRESETS[name]
-    llm = dict(spec["llm_config"])
+    nested = {}
+    for key in ("llm_config", "vision_config"):
+        given = overrides.pop(key, None) or {}
+        if not isinstance(given, dict):
+            raise ValueError(f"{key}: give a mapping of keys to override, got {given!r}")
+        nested[key] = given
+    llm = {**spec["llm_config"], **nested["llm_config"]}
     if vocab_size is not None:
         llm["vocab_size"] = vocab_size
     values = {k: v for k, v in spec.items() if k not in ("vision_config", "llm_config")}
     values.update(overrides)
-    vision = dict(spec["vision_config"])
+    vision = {**spec["vision_config"], **nested["vision_config"]}
     if "force_image_size" in overrides:  # the tile size is the encoder's input size
         vision["image_size"] = overrides["force_image_size"]
     return SAILVLConfig(vision_config=vision, llm_config=llm, **values)

@@ -217,6 +217,23 @@ def test_config_errors_name_the_key(overrides, message):
         preset_config("tiny", **overrides)
 
 
+def test_preset_overrides_merge_single_llm_and_vision_keys():
+    config = preset_config(
+        "tiny-moe", llm_config={"hidden_size": 256, "num_hidden_layers": 4}, force_image_size=224
+    )
+    assert (config.llm_config.hidden_size, config.llm_config.num_hidden_layers) == (256, 4)
+    assert config.llm_config.num_experts == 8  # the preset's other keys stay
+    assert config.vision_config.image_size == 224
+    assert (
+        preset_config(
+            "tiny", vision_config={"num_hidden_layers": 6}
+        ).vision_config.num_hidden_layers
+        == 6
+    )
+    with pytest.raises(ValueError, match="llm_config: give a mapping"):
+        preset_config("tiny", llm_config=[256])
+
+
 def test_config_rejects_unknown_llm_and_derives_token_count():
     from policy.config import SAILVLConfig
 

@@ -15,6 +15,7 @@ from PIL import Image
 from rl.config import ConfigError, from_dict
 from rl.tasks import (
     ALL_FAMILIES,
+    DEFAULT_FAMILIES,
     IMAGE_FAMILIES,
     TaskConfig,
     generate_split,
@@ -76,6 +77,12 @@ def _reference(task) -> int:
     if task.family == "count_shapes":
         color, kind = re.match(r"How many (\w+) (\w+)s are", q).groups()
         return sum(s.color == color and s.kind == kind for s in task.image.shapes)
+    if task.family == "digit_max":
+        return max(
+            int(d) for d in q.removeprefix("What is the largest digit in ").rstrip("?").split()
+        )
+    if task.family == "digit_sum":
+        return _eval_arith(q.removeprefix("What is ").removesuffix("?"))
     if task.family == "bar_chart":
         values = dict(zip(task.image.labels, task.image.values))
         bars = re.findall(r"bar ([A-H])", q)
@@ -94,6 +101,29 @@ def test_answers_match_independent_solution_and_thought(family, difficulty):
         assert re.findall(r"\d+", task.thought)[-1] == task.answer, task.thought
         assert len(task.thought) < 120
         assert (task.image is not None) == (family in IMAGE_FAMILIES)
+
+
+@pytest.mark.parametrize("family", ["digit_max", "digit_sum"])
+def test_digit_chains_step_through_single_digit_facts(family):
+    lengths = {"easy": 3, "medium": 4, "hard": 5}
+    for difficulty, n in lengths.items():
+        for seed in range(40):
+            task = make_task(family, difficulty, random.Random(seed))
+            digits = [int(d) for d in re.findall(r"\d", task.question)]
+            assert len(digits) == n and all(1 <= d <= 9 for d in digits), task.question
+            steps = task.thought.split(". ")
+            assert len(steps) == n - 1, task.thought  # one fact per further digit
+            running = digits[0]
+            for step, d in zip(steps, digits[1:]):
+                running = max(running, d) if family == "digit_max" else running + d
+                assert step.rstrip(".").endswith(f"= {running}"), (step, task.thought)
+
+
+def test_digit_max_answers_are_spread():
+    answers = [make_task("digit_max", "medium", random.Random(s)).answer for s in range(700)]
+    counts = {a: answers.count(a) for a in set(answers)}
+    assert set(counts) == {str(d) for d in range(3, 10)}
+    assert max(counts.values()) < 2 * min(counts.values())  # no answer is a free guess
 
 
 def test_count_shapes_do_not_overlap():
@@ -137,7 +167,7 @@ def small_cfg():
 
 def test_write_dataset_layout_and_schema(tmp_path, small_cfg):
     manifest = write_dataset(small_cfg, tmp_path)
-    nfam = len(ALL_FAMILIES)
+    nfam = len(DEFAULT_FAMILIES)  # the default mix
     assert manifest.counts == {
         "eval": 3 * nfam,
         "sft_think": 6 * nfam,

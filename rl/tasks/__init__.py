@@ -1,11 +1,12 @@
 """Synthetic, verifiable multimodal demo tasks (image arithmetic, shape counting, bar charts,
-text arithmetic, comparisons, linear equations) with reference answers and short reasoning
+text arithmetic, comparisons, linear equations; by name also digit chains: the largest
+digit, a sum of digits) with reference answers and short reasoning
 traces, written as SFT / RL / eval datasets in the shared example schema.
 
     python -m rl.tasks OUT_DIR [--seed 0] [--image-size 224] [--n-sft-think 200] ...
 """
 
-from rl.tasks.config import ALL_FAMILIES, IMAGE_FAMILIES, TaskConfig
+from rl.tasks.config import ALL_FAMILIES, DEFAULT_FAMILIES, IMAGE_FAMILIES, TaskConfig
 from rl.tasks.dataset import (
     SPLITS,
     DatasetManifest,
@@ -20,6 +21,7 @@ from rl.tasks.render import render
 
 __all__ = [
     "ALL_FAMILIES",
+    "DEFAULT_FAMILIES",
     "GENERATORS",
     "IMAGE_FAMILIES",
     "SPLITS",

@@ -6,14 +6,16 @@ import argparse
 import json
 import sys
 
-from rl.tasks.config import ALL_FAMILIES, TaskConfig
+from rl.tasks.config import ALL_FAMILIES, DEFAULT_FAMILIES, TaskConfig
 from rl.tasks.dataset import write_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rl.tasks", description=__doc__)
     parser.add_argument("out_dir")
-    parser.add_argument("--families", nargs="+", default=list(ALL_FAMILIES), choices=ALL_FAMILIES)
+    parser.add_argument(
+        "--families", nargs="+", default=list(DEFAULT_FAMILIES), choices=ALL_FAMILIES
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--n-sft-think", type=int, default=200)

@@ -5,10 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Family = Literal["image_arith", "count_shapes", "bar_chart", "text_arith", "compare", "linear_eq"]
+Family = Literal[
+    "image_arith",
+    "count_shapes",
+    "bar_chart",
+    "text_arith",
+    "compare",
+    "linear_eq",
+    "digit_max",
+    "digit_sum",
+]
 Difficulty = Literal["easy", "medium", "hard"]
 
-ALL_FAMILIES: tuple[str, ...] = (
+# The default mix; digit_max and digit_sum (chains of single-digit facts) are chosen by name.
+DEFAULT_FAMILIES: tuple[str, ...] = (
     "image_arith",
     "count_shapes",
     "bar_chart",
@@ -16,6 +26,7 @@ ALL_FAMILIES: tuple[str, ...] = (
     "compare",
     "linear_eq",
 )
+ALL_FAMILIES: tuple[str, ...] = (*DEFAULT_FAMILIES, "digit_max", "digit_sum")
 IMAGE_FAMILIES: frozenset[str] = frozenset({"image_arith", "count_shapes", "bar_chart"})
 DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")
 
@@ -28,7 +39,7 @@ class TaskConfig:
     proportion (largest remainder), not by coin flips, so small datasets keep the mix.
     """
 
-    families: list[Family] = field(default_factory=lambda: list(ALL_FAMILIES))
+    families: list[Family] = field(default_factory=lambda: list(DEFAULT_FAMILIES))
     seed: int = 0
     image_size: int = 224
     n_sft_think: int = 200

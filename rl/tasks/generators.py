@@ -146,6 +146,40 @@ def linear_eq(rng: random.Random, difficulty: str) -> Task:
     return Task("linear_eq", difficulty, "math", q, str(x), thought)
 
 
+# ---------------------------------------------------------------- digit chains
+# Problems built from a few single-digit facts, step by step: held-out problems are new
+# sequences of the same facts the training problems use, so what a small model learns of
+# those facts (in SFT, or from the reward in RL) carries over. 3 digits easy, 4 medium, 5 hard.
+
+_CHAIN_LEN = {"easy": 3, "medium": 4, "hard": 5}
+
+
+def digit_max(rng: random.Random, difficulty: str) -> Task:
+    # The largest digit is drawn first (uniform on 3..9) and placed anywhere: with all digits
+    # uniform, "9" would be the answer of ~40% of 4-digit problems, a prior, not a skill.
+    n = _CHAIN_LEN[difficulty]
+    top = rng.randint(3, 9)
+    digits = [rng.randint(1, top) for _ in range(n - 1)]
+    digits.insert(rng.randrange(n), top)
+    steps, best = [], digits[0]
+    for d in digits[1:]:
+        new = max(best, d)
+        steps.append(f"max {best} {d} = {new}.")
+        best = new
+    q = f"What is the largest digit in {' '.join(map(str, digits))}?"
+    return Task("digit_max", difficulty, "math", q, str(best), " ".join(steps))
+
+
+def digit_sum(rng: random.Random, difficulty: str) -> Task:
+    digits = [rng.randint(1, 9) for _ in range(_CHAIN_LEN[difficulty])]
+    steps, total = [], digits[0]
+    for d in digits[1:]:
+        steps.append(f"{total}+{d} = {total + d}.")
+        total += d
+    q = f"What is {' + '.join(map(str, digits))}?"
+    return Task("digit_sum", difficulty, "math", q, str(total), " ".join(steps))
+
+
 # ---------------------------------------------------------------- counting shapes
 
 _KINDS = ("circle", "square", "triangle")
@@ -235,6 +269,8 @@ GENERATORS: dict[str, Callable[[random.Random, str], Task]] = {
     "text_arith": text_arith,
     "compare": compare,
     "linear_eq": linear_eq,
+    "digit_max": digit_max,
+    "digit_sum": digit_sum,
 }
 
 
