@@ -18,6 +18,7 @@ def test_meter_counts_arguments_and_results_per_method():
             return payload[:n]
 
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    originals = (ray.get, ray.put)
     meter = RayMeter()
     meter.install()
     try:
@@ -40,4 +41,4 @@ def test_meter_counts_arguments_and_results_per_method():
     finally:
         meter.uninstall()
         ray.shutdown()
-    assert not hasattr(ray.get, "__wrapped__") and ray.get.__name__ == "get"
+    assert (ray.get, ray.put) == originals  # uninstalled
