@@ -288,11 +288,17 @@ class SAILVLProcessor:
         text = self.chat_text(prompt, len(tiles_per_image), mode)
         return expand_image_markers(text, tiles_per_image, self.num_image_token)
 
+    def image_token_counts(
+        self, ids: Sequence[int], tiles_per_image: Sequence[int]
+    ) -> tuple[int, int]:
+        """(``<IMG_CONTEXT>`` tokens in ``ids``, how many the images' tiles need)."""
+        found = sum(1 for t in ids if t == self.img_context_token_id)
+        return found, sum(tiles_per_image) * self.num_image_token
+
     def text_ids(self, text: str, tiles_per_image: Sequence[int]) -> list[int]:
         """Token ids of an expanded prompt text, checked against its images' tile counts."""
         input_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        found = sum(1 for t in input_ids if t == self.img_context_token_id)
-        expected = sum(tiles_per_image) * self.num_image_token
+        found, expected = self.image_token_counts(input_ids, tiles_per_image)
         if found != expected:
             raise ValueError(
                 f"prompt tokenises to {found} <IMG_CONTEXT> tokens but its images need "

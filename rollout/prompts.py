@@ -31,8 +31,7 @@ class PreparedPrompt:
 
 def check_image_tokens(processor: SAILVLProcessor, ids: list[int], tiles: tuple[int, ...]) -> None:
     """ValueError unless ``ids`` hold as many ``<IMG_CONTEXT>`` tokens as the images need."""
-    found = sum(1 for t in ids if t == processor.img_context_token_id)
-    expected = sum(tiles) * processor.num_image_token
+    found, expected = processor.image_token_counts(ids, tiles)
     if found != expected:
         raise ValueError(
             f"the given prompt token ids hold {found} <IMG_CONTEXT> tokens but its images "

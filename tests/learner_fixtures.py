@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from PIL import Image
@@ -73,3 +75,17 @@ def rl_sequence(tokenizer, seed: int, prompt_words: int, response_words: int) ->
         loss_mask=seq.loss_mask,
         extras={"advantages": advantages, "rollout_logprobs": rollout},
     )
+
+
+def join_rank(rank: int, world: int, port: int) -> None:
+    """Make this (spawned) process rank ``rank`` of a ``world``-rank learner group on the
+    loopback address, one torch thread."""
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK="0",
+        OMP_NUM_THREADS="1",
+    )
+    torch.set_num_threads(1)

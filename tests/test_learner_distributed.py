@@ -12,15 +12,9 @@ pytestmark = pytest.mark.integration
 
 
 def _rank_main(rank: int, world: int, port: int, ckpt: str, out: str) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK="0",
-        OMP_NUM_THREADS="1",
-    )
-    torch.set_num_threads(1)
+    from learner_fixtures import join_rank
+
+    join_rank(rank, world, port)
     from learner_fixtures import text_sequence
 
     from policy.learner import Learner
@@ -62,15 +56,9 @@ def test_two_rank_zero2_keeps_weights_identical(tmp_path):
 
 
 def _rl_rank_main(rank: int, world: int, port: int, ckpt: str, out: str) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK="0",
-        OMP_NUM_THREADS="1",
-    )
-    torch.set_num_threads(1)
+    from learner_fixtures import join_rank
+
+    join_rank(rank, world, port)
     from test_learner_rl import rl_batch, train_once
 
     # the rank's round-robin share of the same mini-batch, as rl.cluster.actors deals it

@@ -30,15 +30,9 @@ def _batch(tokenizer, rank: int):
 
 
 def _rank_main(rank: int, world: int, port: int, ckpt: str, out: str) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK="0",
-        OMP_NUM_THREADS="1",
-    )
-    torch.set_num_threads(1)
+    from learner_fixtures import join_rank
+
+    join_rank(rank, world, port)
     from policy.learner import Learner
     from sft.loss import nll_loss
 
