@@ -22,6 +22,7 @@ from typing import Any
 from policy.data import Example, ReadOptions, read_examples
 from policy.vocab import MODES
 from rewards import RewardRuntime, RewardsConfig
+from rewards.config import BUILTIN_REWARDS
 from rl.config import ConfigError
 from rl.loop.evaluation import evaluate, pass_metrics
 from rl.loop.prompts import PromptBuilder
@@ -107,7 +108,7 @@ def correctness_rewards(reward: str) -> RewardsConfig:
     if ":" not in reward and "." not in reward:
         return RewardsConfig(eval_reward=reward)
     name = reward.replace(":", ".").rpartition(".")[2]
-    name = f"custom_{name}" if name in ("answer", "format", "think_quality") else name
+    name = f"custom_{name}" if name in BUILTIN_REWARDS else name
     return RewardsConfig(custom={name: reward}, eval_reward=name)
 
 
