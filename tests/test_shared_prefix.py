@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from learner_fixtures import WORDS
-from rl.loss import RLLoss
+from rl.algos.rl_loss import RLLoss
 from test_learner_rl import ALGO, BOOKKEEPING, capture_gradients, make, perturb
 
 from policy.batch import Sequence
