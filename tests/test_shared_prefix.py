@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from learner_fixtures import WORDS
-from rl.algos.rl_loss import RLLoss
 from test_learner_rl import ALGO, BOOKKEEPING, capture_gradients, make, perturb
 
 from policy.batch import Sequence
@@ -16,6 +15,7 @@ from policy.checkpoint import init_checkpoint
 from policy.learner_config import LearnerConfig
 from policy.learner_forward import plan_micro_batches
 from policy.shared_prefix import Unit, pack_units, plan_units
+from rl.algos.rl_loss import RLLoss
 
 
 @pytest.fixture(scope="module")
