@@ -34,7 +34,14 @@ def _start(run_dir: Path, *args: str, tmpdir: str | None = None) -> subprocess.P
     env.pop("RAY_AUTH_MODE", None)
     cmd = [*SAILRL, "rl", "--config", str(ROOT / "configs/tiny-rl.yaml"), f"run.dir={run_dir}"]
     log = open(run_dir.parent / f"{run_dir.name}.log", "a")  # noqa: SIM115
-    return subprocess.Popen([*cmd, *args], cwd=ROOT, env=env, stdout=log, stderr=log)
+    # Ctrl-C's default disposition, as a terminal gives it: a test run launched in the
+    # background of a script inherits SIGINT ignored, and so would the run.
+    return subprocess.Popen([*cmd, *args], cwd=ROOT, env=env, stdout=log, stderr=log,
+                            preexec_fn=_default_sigint)  # fmt: skip
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _tree(pid: int) -> list[psutil.Process]:
