@@ -27,7 +27,6 @@ def learning_plots(root: Path, rl: dict[str, Any]) -> list[str]:
     """Write curves.png, pass_at_k.png, families.png, reward_components.png (those with
     data) under ``root``; returns their names."""
     plt = _plt()
-    from matplotlib.ticker import MaxNLocator
 
     made: list[str] = []
     stages = list(rl)
@@ -42,12 +41,9 @@ def learning_plots(root: Path, rl: dict[str, Any]) -> list[str]:
                 xs = [p[0] for p in pts]
                 ax.plot(xs, [p[1] for p in pts], marker=".", label=f"{mode} mode")
                 ax.fill_between(xs, [p[2] for p in pts], [p[3] for p in pts], alpha=0.2)
-            ax.set_ylim(0, 1)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_xlabel("RL step")
-            ax.set_ylabel("held-out accuracy")
-            ax.set_title(f"{stage}: held-out accuracy (95% Wilson band)")
-            ax.legend(fontsize=8)
+            _step_axes(
+                ax, 1.0, "held-out accuracy", f"{stage}: held-out accuracy (95% Wilson band)"
+            )
         _save(fig, root, "curves.png", made)
     bars = [(s, m, e["pass"]) for s in stages for m, e in rl[s]["modes"].items() if "pass" in e]
     if bars:
@@ -88,15 +84,22 @@ def learning_plots(root: Path, rl: dict[str, Any]) -> list[str]:
             for name, pts in rl[stage]["reward_components"].items():
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".",
                         label="total (weighted)" if name == "mean" else name)  # fmt: skip
-            ax.set_ylim(0, 1.05)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_xlabel("RL step")
-            ax.set_ylabel("mean over the step's samples")
-            ax.set_title(f"{stage}: reward components")
-            ax.legend(fontsize=8)
+            _step_axes(ax, 1.05, "mean over the step's samples", f"{stage}: reward components")
         _save(fig, root, "reward_components.png", made)
     return made
 
 
 def _list(axes) -> list:
     return list(axes) if hasattr(axes, "__len__") else [axes]
+
+
+def _step_axes(ax: Any, ymax: float, ylabel: str, title: str) -> None:
+    """The axes of a per-RL-step plot: integer steps, values from 0 to ``ymax``."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_ylim(0, ymax)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("RL step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
