@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 Family = Literal[
     "image_arith",
@@ -17,16 +17,11 @@ Family = Literal[
 ]
 Difficulty = Literal["easy", "medium", "hard"]
 
+ALL_FAMILIES: tuple[str, ...] = get_args(Family)
 # The default mix; digit_max and digit_sum (chains of single-digit facts) are chosen by name.
-DEFAULT_FAMILIES: tuple[str, ...] = (
-    "image_arith",
-    "count_shapes",
-    "bar_chart",
-    "text_arith",
-    "compare",
-    "linear_eq",
+DEFAULT_FAMILIES: tuple[str, ...] = tuple(
+    f for f in ALL_FAMILIES if f not in ("digit_max", "digit_sum")
 )
-ALL_FAMILIES: tuple[str, ...] = (*DEFAULT_FAMILIES, "digit_max", "digit_sum")
 IMAGE_FAMILIES: frozenset[str] = frozenset({"image_arith", "count_shapes", "bar_chart"})
 DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")
 
