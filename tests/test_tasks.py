@@ -25,6 +25,7 @@ from rl.tasks import (
     write_dataset,
 )
 from rl.tasks.dataset import assign_levels
+from rl.tasks.generators import teacher_trace
 from rl.tasks.render import COLORS, BarChart, Shape, ShapesImage, TextImage
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
@@ -81,6 +82,8 @@ def _reference(task) -> int:
         return max(
             int(d) for d in q.removeprefix("What is the largest digit in ").rstrip("?").split()
         )
+    if task.family == "image_digit_max":
+        return max(int(d) for d in task.image.lines[0].split())
     if task.family == "digit_sum":
         return _eval_arith(q.removeprefix("What is ").removesuffix("?"))
     if task.family == "bar_chart":
@@ -103,24 +106,31 @@ def test_answers_match_independent_solution_and_thought(family, difficulty):
         assert (task.image is not None) == (family in IMAGE_FAMILIES)
 
 
-@pytest.mark.parametrize("family", ["digit_max", "digit_sum"])
+@pytest.mark.parametrize("family", ["digit_max", "digit_sum", "image_digit_max"])
 def test_digit_chains_step_through_single_digit_facts(family):
     lengths = {"easy": 3, "medium": 4, "hard": 5}
     for difficulty, n in lengths.items():
         for seed in range(40):
             task = make_task(family, difficulty, random.Random(seed))
-            digits = [int(d) for d in re.findall(r"\d", task.question)]
+            shown = task.image.lines[0] if task.image is not None else task.question
+            digits = [int(d) for d in re.findall(r"\d", shown)]
             assert len(digits) == n and all(1 <= d <= 9 for d in digits), task.question
-            steps = task.thought.split(". ")
+            thought = task.thought
+            if task.image is not None:  # the digits read from the image come first
+                read = f"The image shows {shown}. "
+                assert thought.startswith(read), thought
+                thought = thought.removeprefix(read)
+            steps = thought.split(". ")
             assert len(steps) == n - 1, task.thought  # one fact per further digit
             running = digits[0]
             for step, d in zip(steps, digits[1:]):
-                running = max(running, d) if family == "digit_max" else running + d
+                running = running + d if family == "digit_sum" else max(running, d)
                 assert step.rstrip(".").endswith(f"= {running}"), (step, task.thought)
 
 
-def test_digit_max_answers_are_spread():
-    answers = [make_task("digit_max", "medium", random.Random(s)).answer for s in range(700)]
+@pytest.mark.parametrize("family", ["digit_max", "image_digit_max"])
+def test_digit_max_answers_are_spread(family):
+    answers = [make_task(family, "medium", random.Random(s)).answer for s in range(700)]
     counts = {a: answers.count(a) for a in set(answers)}
     assert set(counts) == {str(d) for d in range(3, 10)}
     assert max(counts.values()) < 2 * min(counts.values())  # no answer is a free guess
@@ -264,6 +274,8 @@ def test_difficulty_mix_in_written_split(tmp_path):
         ({"n_rl": -1}, "n_rl"),
         ({"image_size": 16}, "image_size"),
         ({"direct_template": "no slot"}, "direct_template"),
+        ({"teacher_slip": 1.5}, "teacher_slip"),
+        ({"teacher_slip": 0.5, "families": ["compare"]}, "teacher_slip"),
     ],
 )
 def test_config_errors_name_the_key(data, key):
@@ -293,3 +305,61 @@ def test_written_files_load_with_the_shared_schema(tmp_path, small_cfg):
         Path(p).is_absolute() and Path(p).is_file() for ex in with_images for p in ex.images
     )
     assert think[0].metadata["thought"] and think[0].metadata["family"] in ALL_FAMILIES
+
+
+def _teacher_reference(digits: list[int], slips: list[bool]) -> int:
+    """The max a teacher reaches who misses the digits flagged in ``slips``."""
+    best = digits[0]
+    for d, missed in zip(digits[1:], slips):
+        best = best if missed else max(best, d)
+    return best
+
+
+@pytest.mark.parametrize("family", ["digit_max", "image_digit_max"])
+def test_teacher_trace_misses_only_near_digits_and_carries_the_error(family):
+    wrong = 0
+    for seed in range(300):
+        task = make_task(family, "hard", random.Random(seed))
+        assert teacher_trace(task, 0.0, random.Random(seed)) == task
+        taught = teacher_trace(task, 1.0, random.Random(seed))
+        shown = task.image.lines[0] if task.image is not None else task.question
+        digits = [int(d) for d in re.findall(r"\d", shown)]
+        body = taught.thought.removeprefix(f"The image shows {shown}. ")
+        steps = re.findall(r"max (\d) (\d) = (\d)\.", body)
+        assert len(steps) == len(digits) - 1 and body.count("max ") == len(steps)
+        slips, best = [], digits[0]
+        for (a, b, c), d in zip(steps, digits[1:]):
+            assert (int(a), int(b)) == (best, d), taught.thought  # the chain as written
+            missed = int(c) != max(best, d)
+            near = 1 <= d - best <= 2
+            assert missed == near, taught.thought  # slip 1: every near miss, only those
+            slips.append(missed)
+            best = int(c)
+        assert taught.answer == str(_teacher_reference(digits, slips)) == str(best)
+        assert taught.question == task.question and taught.image == task.image
+        wrong += taught.answer != task.answer
+    assert 0.1 < wrong / 300 < 0.5  # a share of the traces, not all of them
+
+
+def test_teacher_trace_leaves_other_families_alone():
+    for family in ("compare", "digit_sum", "count_shapes"):
+        task = make_task(family, "medium", random.Random(1))
+        assert teacher_trace(task, 1.0, random.Random(1)) == task
+
+
+def test_teacher_slip_changes_only_the_sft_think_responses(tmp_path):
+    base = dict(families=["digit_max"], n_sft_think=200, n_sft_direct=20, n_rl=20, n_eval=20,
+                difficulty={"medium": 0.5, "hard": 0.5})  # fmt: skip
+    right = write_dataset(TaskConfig(**base), tmp_path / "right")
+    slipped = write_dataset(TaskConfig(**base, teacher_slip=0.7), tmp_path / "slip")
+    for split in ("eval", "rl", "sft_direct"):
+        assert _read(right.path(split)) == _read(slipped.path(split))
+    a, b = _read(right.path("sft_think")), _read(slipped.path("sft_think"))
+    assert [r["prompt"] for r in a] == [r["prompt"] for r in b]
+    assert [r["answer"] for r in a] == [r["answer"] for r in b]  # the true answers stay
+    taught = [re.search(r"boxed\{(\d+)\}", r["response"]).group(1) for r in b]
+    errors = sum(t != r["answer"] for t, r in zip(taught, b))
+    assert 0.05 < errors / len(b) < 0.4, errors
+    assert all(r["thought"] in r["response"] for r in b)
+    again = write_dataset(TaskConfig(**base, teacher_slip=0.7), tmp_path / "again")
+    assert _read(again.path("sft_think")) == b  # seeded

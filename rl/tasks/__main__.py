@@ -23,10 +23,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-rl", type=int, default=200)
     parser.add_argument("--n-eval", type=int, default=50)
     parser.add_argument("--medium-fraction", type=float, default=0.5, help="rest is easy")
+    parser.add_argument("--teacher-slip", type=float, default=0.0,
+                        help="an imperfect LongCoT teacher (TaskConfig.teacher_slip)")  # fmt: skip
     args = parser.parse_args(argv)
     if not 0.0 <= args.medium_fraction <= 1.0:
         parser.error(f"--medium-fraction must lie in [0, 1], got {args.medium_fraction}")
-    cfg = TaskConfig(
+    try:
+        cfg = _config(args)
+    except ValueError as err:
+        parser.error(str(err))
+    manifest = write_dataset(cfg, args.out_dir)
+    print(json.dumps({"root": manifest.root, "counts": manifest.counts}))
+    return 0
+
+
+def _config(args: argparse.Namespace) -> TaskConfig:
+    return TaskConfig(
         families=args.families,
         seed=args.seed,
         image_size=args.image_size,
@@ -35,10 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         n_rl=args.n_rl,
         n_eval=args.n_eval,
         difficulty={"easy": 1.0 - args.medium_fraction, "medium": args.medium_fraction},
+        teacher_slip=args.teacher_slip,
     )
-    manifest = write_dataset(cfg, args.out_dir)
-    print(json.dumps({"root": manifest.root, "counts": manifest.counts}))
-    return 0
 
 
 if __name__ == "__main__":

@@ -14,16 +14,22 @@ Family = Literal[
     "linear_eq",
     "digit_max",
     "digit_sum",
+    "image_digit_max",
 ]
 Difficulty = Literal["easy", "medium", "hard"]
 
 ALL_FAMILIES: tuple[str, ...] = get_args(Family)
-# The default mix; digit_max and digit_sum (chains of single-digit facts) are chosen by name.
+# The default mix; the chains of single-digit facts (digit_max, digit_sum, image_digit_max)
+# are chosen by name.
 DEFAULT_FAMILIES: tuple[str, ...] = tuple(
-    f for f in ALL_FAMILIES if f not in ("digit_max", "digit_sum")
+    f for f in ALL_FAMILIES if f not in ("digit_max", "digit_sum", "image_digit_max")
 )
-IMAGE_FAMILIES: frozenset[str] = frozenset({"image_arith", "count_shapes", "bar_chart"})
+IMAGE_FAMILIES: frozenset[str] = frozenset(
+    {"image_arith", "count_shapes", "bar_chart", "image_digit_max"}
+)
 DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")
+# The families an imperfect teacher writes traces for (rl.tasks.generators.teacher_trace).
+SLIP_FAMILIES: frozenset[str] = frozenset({"digit_max", "image_digit_max"})
 
 
 @dataclass
@@ -42,6 +48,10 @@ class TaskConfig:
     n_rl: int = 200
     n_eval: int = 50
     difficulty: dict[str, float] = field(default_factory=lambda: {"easy": 0.5, "medium": 0.5})
+    # An imperfect LongCoT teacher (``rl.tasks.generators.teacher_trace``): in the sft_think
+    # split of digit_max / image_digit_max, each step whose next digit is one or two above
+    # the running max keeps the old max with this probability. 0: every trace is right.
+    teacher_slip: float = 0.0
     # The direct answer format; "{answer}" is replaced. The think format always ends with it.
     direct_template: str = "The answer is \\boxed{{{answer}}}."
 
@@ -67,6 +77,13 @@ class TaskConfig:
         if any(w < 0 for w in weights) or sum(weights) <= 0:
             raise ValueError(
                 f"difficulty: weights must be >= 0 with a positive sum, got {self.difficulty}"
+            )
+        if not 0.0 <= self.teacher_slip <= 1.0:
+            raise ValueError(f"teacher_slip: a probability in [0, 1], got {self.teacher_slip}")
+        if self.teacher_slip and not SLIP_FAMILIES & set(self.families):
+            raise ValueError(
+                f"teacher_slip: only {sorted(SLIP_FAMILIES)} have an imperfect teacher; "
+                f"none is in families {self.families}"
             )
         if "{answer}" not in self.direct_template.replace("{{", "").replace("}}", ""):
             raise ValueError("direct_template: must contain '{answer}'")

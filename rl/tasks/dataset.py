@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rl.tasks.config import DIFFICULTIES, TaskConfig
-from rl.tasks.generators import Task, make_task
+from rl.tasks.generators import Task, make_task, teacher_trace
 from rl.tasks.render import render
 
 SPLITS: tuple[str, ...] = ("eval", "sft_think", "sft_direct", "rl")
@@ -153,11 +153,17 @@ def write_dataset(cfg: TaskConfig, out_dir: str | Path) -> DatasetManifest:
                 (root / rel).parent.mkdir(parents=True, exist_ok=True)
                 render(task.image, cfg.image_size).save(root / rel)
                 images.append(rel)
+            teacher = task
+            if split == "sft_think" and cfg.teacher_slip:
+                slip_rng = random.Random(f"{cfg.seed}/slip/{task.family}/{index}")
+                teacher = teacher_trace(task, cfg.teacher_slip, slip_rng)
             response = {
-                "sft_think": think_response(task),
+                "sft_think": think_response(teacher),
                 "sft_direct": direct_response(task, cfg.direct_template),
             }.get(split)
             record = task_record(task, split, index, images, response, mode)
+            if teacher is not task:
+                record["thought"] = teacher.thought  # what the response says
             lines.append(json.dumps(record, ensure_ascii=False))
         name = f"{split}.jsonl"
         (root / name).write_text("".join(line + "\n" for line in lines))

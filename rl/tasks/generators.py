@@ -16,9 +16,11 @@ of its seed.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from rl.tasks.config import SLIP_FAMILIES
 from rl.tasks.render import COLORS, BarChart, ImageSpec, Shape, ShapesImage, TextImage
 
 
@@ -152,22 +154,57 @@ def linear_eq(rng: random.Random, difficulty: str) -> Task:
 # those facts (in SFT, or from the reward in RL) carries over. 3 digits easy, 4 medium, 5 hard.
 
 _CHAIN_LEN = {"easy": 3, "medium": 4, "hard": 5}
+_NEAR_MISS = (1, 2)  # how far above the running max a digit the teacher can miss lies
 
 
-def digit_max(rng: random.Random, difficulty: str) -> Task:
+def _max_steps(
+    digits: list[int], slip: float = 0.0, rng: random.Random | None = None
+) -> tuple[int, str]:
+    """(the chain's result, one ``max a b = c.`` step per digit after the first). With
+    ``slip`` > 0, each step whose digit is one or two above the running max (a near miss)
+    keeps the old max with that probability (``rng`` draws it), an error carried on."""
+    steps, best = [], digits[0]
+    for d in digits[1:]:
+        new = max(best, d)
+        if slip and d - best in _NEAR_MISS and rng is not None and rng.random() < slip:
+            new = best
+        steps.append(f"max {best} {d} = {new}.")
+        best = new
+    return best, " ".join(steps)
+
+
+def _max_chain(rng: random.Random, difficulty: str) -> tuple[str, int, str]:
+    """(digits as text, largest digit, one ``max a b = c.`` step per digit after the first)."""
     # The largest digit is drawn first (uniform on 3..9) and placed anywhere: with all digits
     # uniform, "9" would be the answer of ~40% of 4-digit problems, a prior, not a skill.
     n = _CHAIN_LEN[difficulty]
     top = rng.randint(3, 9)
     digits = [rng.randint(1, top) for _ in range(n - 1)]
     digits.insert(rng.randrange(n), top)
-    steps, best = [], digits[0]
-    for d in digits[1:]:
-        new = max(best, d)
-        steps.append(f"max {best} {d} = {new}.")
-        best = new
-    q = f"What is the largest digit in {' '.join(map(str, digits))}?"
-    return Task("digit_max", difficulty, "math", q, str(best), " ".join(steps))
+    best, thought = _max_steps(digits)
+    return " ".join(map(str, digits)), best, thought
+
+
+def digit_max(rng: random.Random, difficulty: str) -> Task:
+    digits, best, thought = _max_chain(rng, difficulty)
+    q = f"What is the largest digit in {digits}?"
+    return Task("digit_max", difficulty, "math", q, str(best), thought)
+
+
+def image_digit_max(rng: random.Random, difficulty: str) -> Task:
+    # The same facts as digit_max, read from the image first: the visual path trains on a
+    # problem whose reasoning part the text family shares.
+    digits, best, thought = _max_chain(rng, difficulty)
+    q = "What is the largest digit in the image?"
+    return Task(
+        "image_digit_max",
+        difficulty,
+        "math",
+        q,
+        str(best),
+        f"The image shows {digits}. {thought}",
+        TextImage((digits,)),
+    )
 
 
 def digit_sum(rng: random.Random, difficulty: str) -> Task:
@@ -178,6 +215,21 @@ def digit_sum(rng: random.Random, difficulty: str) -> Task:
         total += d
     q = f"What is {' + '.join(map(str, digits))}?"
     return Task("digit_sum", difficulty, "math", q, str(total), " ".join(steps))
+
+
+def teacher_trace(task: Task, slip: float, rng: random.Random) -> Task:
+    """``task`` as an imperfect teacher writes its LongCoT trace: at each step where the next
+    digit is one or two above the running max, the teacher keeps the old max with
+    probability ``slip``, and its trace ends in the answer that error leads to. Other
+    families, and ``slip`` 0, come back unchanged. Only the SFT target changes: rewards and
+    held-out problems keep the true answer, so RL can learn past the teacher."""
+    if slip <= 0 or task.family not in SLIP_FAMILIES:
+        return task
+    shown = task.image.lines[0] if isinstance(task.image, TextImage) else task.question
+    digits = [int(d) for d in re.findall(r"\d", shown)]
+    best, steps = _max_steps(digits, slip, rng)
+    read = task.thought[: task.thought.index("max ")]  # "The image shows ...", or ""
+    return replace(task, answer=str(best), thought=read + steps)
 
 
 # ---------------------------------------------------------------- counting shapes
@@ -270,6 +322,7 @@ GENERATORS: dict[str, Callable[[random.Random, str], Task]] = {
     "compare": compare,
     "linear_eq": linear_eq,
     "digit_max": digit_max,
+    "image_digit_max": image_digit_max,
     "digit_sum": digit_sum,
 }
 
