@@ -19,8 +19,8 @@ class RolloutConfig:
     quick start, and weight buckets are handed over without copies); the default on CPU.
     ``weight_transfer``: how the RL loop ships weights to this engine. "nccl": learner rank 0
     broadcasts over NCCL (CUDA only); "gloo": the same broadcast over TCP; "local": buckets
-    travel as Ray objects and are handed over in-process; "auto": "nccl" on CUDA, "local"
-    elsewhere. ``weight_sync_timeout_s`` bounds a gloo broadcast (NCCL has no timeout).
+    travel as Ray objects and are handed over in-process (on CPU the whole copy stays
+    resident in Ray's shared memory); "auto": "nccl" on CUDA, "gloo" elsewhere. ``weight_sync_timeout_s`` bounds a gloo broadcast (NCCL has no timeout).
     ``kv_cache_gib`` sizes the CPU KV cache (None: what ``max_num_seqs`` sequences of
     ``max_model_len`` tokens need, at most ``KV_CACHE_CAP_GIB``; see ``kv_cache_bytes``);
     ``gpu_memory_utilization`` the GPU's.

@@ -83,8 +83,9 @@ def test_two_learner_ranks_stay_identical(tmp_path, monkeypatch):
         real_shutdown(self)
 
     monkeypatch.setattr(Cluster, "shutdown", shutdown)
+    # buckets through Ray's object store here (the other tests use the default broadcast)
     rows = _run(tmp_path / "run", "rl.steps=2", "rl.num_learners=2", "learner.zero_stage=2",
-                "ray.reward_cpus=0.25")  # fmt: skip
+                "rollout.weight_transfer=local", "ray.reward_cpus=0.25")  # fmt: skip
     assert rows[-1]["train/optimizer_steps"] >= 1
     assert len(digests) == 2 and digests[0] == digests[1]
     assert all(r["parity/max_abs_diff"] <= 1e-3 for r in rows)

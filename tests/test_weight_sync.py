@@ -26,7 +26,7 @@ ALLOWED = {
 @pytest.mark.parametrize(
     ("setting", "on_cuda", "kind", "transport"),
     [
-        ("auto", False, LocalSync, "local"),
+        ("auto", False, BroadcastSync, "gloo"),
         ("auto", True, BroadcastSync, "nccl"),
         ("local", False, LocalSync, "local"),
         ("local", True, LocalSync, "local"),

@@ -129,9 +129,9 @@ class Cluster:
         # Fail here, before any step, if an engine cannot start (bad checkpoint, no memory).
         (engines_on_cuda,) = set(ray.get([e.on_cuda.remote() for e in self.engines]))
         self.weights = weight_sync(cfg.rollout, engines_on_cuda, self.learners, self.engines)
-        # A broadcast group waits for the learners here; with local buckets they finish
-        # starting (DeepSpeed, the weights) while the first batch is generated, and the first
-        # learner call waits for them and raises their start-up error, before any training.
+        # The learners finish starting (DeepSpeed, the weights) while the first batch is
+        # generated; the first learner call waits for them and raises their start-up error,
+        # before any training (a broadcast group forms at the first sync).
         self.weights.open(cfg.rollout.weight_sync_timeout_s, loopback=cfg.ray.private)
 
     # -- rollout ---------------------------------------------------------------------------

@@ -4,11 +4,14 @@ version, the driver never holding the tensors.
 ``weight_sync`` reads ``rollout.weight_transfer`` once and picks the implementation; nothing
 else in the project looks at the transport's name:
 
-- ``LocalSync`` ("local"; "auto" off CUDA): learner rank 0 exports buckets as Ray objects
-  and every engine loads them in-process.
-- ``BroadcastSync`` ("nccl", "gloo"; "auto" on CUDA is "nccl"): learner rank 0 hosts a
-  broadcast group that every engine worker joins (``rollout.broadcast``), then streams
-  each update while the engines receive it.
+- ``BroadcastSync`` ("nccl", "gloo"; "auto" is "nccl" on CUDA, "gloo" off it): learner
+  rank 0 hosts a broadcast group that every engine worker joins (``rollout.broadcast``),
+  then streams each update bucket by bucket while the engines receive it. The group forms
+  at the first sync, so the first batch is generated while the learners are still starting.
+- ``LocalSync`` ("local"): learner rank 0 exports every bucket as Ray objects and every
+  engine loads them in-process. On CPU it costs memory: the whole copy sits in the learner's
+  heap, then in Ray's shared-memory store, whose pages stay resident in the learner and in
+  every engine that read them (~1.1 GB more summed RSS at the ~106M preset, docs/bench.md).
 """
 
 from __future__ import annotations
@@ -35,9 +38,9 @@ def resolve_transport(setting: str, engines_on_cuda: bool) -> str:
     """The transport ``rollout.weight_transfer: <setting>`` means for these engines.
 
     >>> resolve_transport("auto", engines_on_cuda=False), resolve_transport("auto", True)
-    ('local', 'nccl')
+    ('gloo', 'nccl')
     """
-    transport = ("nccl" if engines_on_cuda else "local") if setting == "auto" else setting
+    transport = ("nccl" if engines_on_cuda else "gloo") if setting == "auto" else setting
     if transport == "nccl" and not engines_on_cuda:
         raise RuntimeError(
             "weight_transfer 'nccl' needs CUDA GPUs; on this machine use 'gloo' "
@@ -78,8 +81,15 @@ class BroadcastSync:
 
     def __init__(self, transport: str, learners: list, engines: list) -> None:
         self.transport, self.learners, self.engines = transport, learners, engines
+        self._group: tuple[float, bool] | None = None  # (timeout_s, loopback) until formed
+        self._formed = False
 
     def open(self, timeout_s: float, loopback: bool) -> None:
+        """Remember how to form the group; it forms at the first ``sync``, when the learners
+        are up (they finish starting while the first batch is generated)."""
+        self._group = (timeout_s, loopback)
+
+    def _form(self, timeout_s: float, loopback: bool) -> None:
         """Learner rank 0 hosts a broadcast group; every engine worker joins it (the
         learners must be up: fail here if one cannot start)."""
         ray.get([learner.optimizer_step.remote() for learner in self.learners])
@@ -105,6 +115,11 @@ class BroadcastSync:
         )
 
     def sync(self, version: int, bucket_bytes: int) -> dict[str, Any]:
+        if not self._formed:
+            if self._group is None:
+                raise RuntimeError("weight sync: open() first")
+            self._form(*self._group)
+            self._formed = True
         # Engines still busy (a prefetched generate under overlap) would leave the sender
         # waiting inside the collective, where gloo times out: wait until they are free.
         ray.get([e.weight_version.remote() for e in self.engines])
