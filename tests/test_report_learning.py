@@ -90,6 +90,37 @@ def test_report_has_paired_numbers_curves_pass_at_k_and_samples(tmp_path):
     assert "<think>t0</think>" in md and "![curves.png](curves.png)" in md
 
 
+def test_report_counts_the_reference_steps_the_thinking_writes(tmp_path):
+    ref = "max 3 5 = 5. max 5 2 = 5."
+    wrote = {  # per prompt: what the greedy thinking says before and after RL
+        0: ("max 3 5 = 5. max 5 2 = 5.", "max 5 5 = 5. max 5 5 = 5."),
+        1: ("max 3 5 = 3. max 3 2 = 3.", "max 3 5 = 5. max 5 2 = 5."),
+        2: ("max 3 5 = 5.", "max 3 5 = 5. max 5 2 = 5. max 5 2 = 5."),
+    }
+
+    def records(side: int) -> dict:
+        return {"accuracy": [
+            {"i": i, "mode": "think", "family": "digit_max", "values": [1.0], "format": [1.0],
+             "text": f"<think>\n{w[side]}\n</think>\n\n\\boxed{{5}}", "answer": "5",
+             "prompt": "q", "thought": ref}
+            for i, w in wrote.items()
+        ]}  # fmt: skip
+
+    metrics = [{"step": 1, "reward/mean": 1.0}]
+    results = {
+        "longcot": _stage(tmp_path, "longcot", records(0)),
+        "rlvr": _stage(tmp_path, "rlvr", records(1), metrics, "dapo"),
+    }
+    think = write_report(tmp_path, results, modes=["think"], shown=0)["rl"]["rlvr"]["modes"]["think"]
+    # before: 2/2, 0/2, 1/2 steps; after: 0/2, 2/2, 2/3 (an extra step counts against it)
+    assert think["trace_steps"]["n"] == 3
+    assert think["trace_steps"]["before"] == pytest.approx((1 + 0 + 0.5) / 3)
+    assert think["trace_steps"]["after"] == pytest.approx((0 + 1 + 2 / 3) / 3)
+    md = (tmp_path / "report.md").read_text()
+    assert "Reference steps written in the think traces (greedy, 3 prompts" in md
+    assert "0.500 -> 0.556" in md
+
+
 def test_report_without_records_keeps_the_old_shape(tmp_path):
     info = {"model": "m", "eval": {"eval/think/accuracy": 0.5, "eval/think/format_rate": 1.0,
             "eval/think/response_length": 3.0}}  # fmt: skip
@@ -154,6 +185,7 @@ def test_evaluate_sends_every_mode_in_one_generate_call_and_keeps_records(tmp_pa
 
     examples = [Example(f"Say {i}.", None, str(i), metadata={"family": "fa" if i < 2 else "fb"})
                 for i in range(3)]  # fmt: skip
+    examples[0].metadata["thought"] = "say 0."  # a reference thought travels with the record
     calls = []
 
     def generate(requests, sampling):
@@ -181,3 +213,4 @@ def test_evaluate_sends_every_mode_in_one_generate_call_and_keeps_records(tmp_pa
     assert [(r["i"], r["family"], r["values"]) for r in think] == [
         (0, "fa", [0.0, 0.0]), (1, "fa", [1.0, 1.0]), (2, "fb", [0.0, 0.0])]  # fmt: skip
     assert [r["i"] for r in records if r["mode"] == "direct"] == [0, 1]
+    assert think[0]["thought"] == "say 0." and "thought" not in think[1]

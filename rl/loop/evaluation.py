@@ -60,7 +60,8 @@ def prompt_records(
     correctness: str,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """One record per held-out prompt of ``mode``: index, family, the correctness value of
-    each sample (None where the reward does not apply), format, and the first sample's text.
+    each sample (None where the reward does not apply), format, the first sample's text and,
+    where the example carries one (the synthetic tasks), its reference ``thought``.
 
     >>> from types import SimpleNamespace as NS
     >>> ex = [NS(metadata={"family": "count"})]
@@ -74,11 +75,15 @@ def prompt_records(
     for comp, res in zip(completions, results):
         i = int(comp.prompt_id.split("/")[0].removeprefix("eval-"))
         ex = examples[i]
-        rec = by_index.setdefault(
-            i, {"i": i, "mode": mode, "family": family(ex), "values": [], "format": [],
+        rec = by_index.get(i)
+        if rec is None:
+            rec = by_index[i] = {
+                "i": i, "mode": mode, "family": family(ex), "values": [], "format": [],
                 "text": comp.text, "answer": getattr(ex, "answer", None),
-                "prompt": str(getattr(ex, "question", ""))[:300]},
-        )  # fmt: skip
+                "prompt": str(getattr(ex, "question", ""))[:300]}  # fmt: skip
+            thought = (getattr(ex, "metadata", None) or {}).get("thought")
+            if isinstance(thought, str) and thought:
+                rec["thought"] = thought
         c = res.components
         rec["values"].append(None if skip in c else float(c.get(correctness, 0.0)))
         rec["format"].append(float(c.get("format", 0.0)))

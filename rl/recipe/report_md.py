@@ -60,6 +60,12 @@ def learning_markdown(rl: dict[str, Any]) -> str:
             lines += [f"| {m} | {f} | {v['n']} | {_f(v['before'])} | {_f(v['after'])} |"
                       for m, f, v in fam_rows]  # fmt: skip
         for mode, e in modes.items():
+            st = e.get("trace_steps")
+            if st:
+                lines += ["", f"Reference steps written in the {mode} traces (greedy, "
+                          f"{st['n']} prompts; `rl.tasks.trace.step_match`): "
+                          f"{st['before']:.3f} -> {st['after']:.3f}"]  # fmt: skip
+        for mode, e in modes.items():
             if e.get("curve"):
                 pts = ", ".join(f"{p[0]}: {p[1]:.3f} [{p[2]:.2f}, {p[3]:.2f}]" for p in e["curve"])
                 lines += ["", f"Held-out {mode} accuracy by step (95% Wilson): {pts}"]

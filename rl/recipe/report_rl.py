@@ -18,6 +18,7 @@ from typing import Any
 from policy.vocab import MODES
 from rl.loop.eval_stats import paired_diff, wilson
 from rl.run.runlog import read_metrics
+from rl.tasks.trace import step_match
 
 CI_METHOD = "paired normal: mean(after - before) +- 1.96 sd / sqrt(n) over prompts"
 COMPONENTS = ("answer", "format", "think_quality")
@@ -36,6 +37,21 @@ def prompt_values(records: Sequence[dict[str, Any]], mode: str) -> dict[int, flo
         if r["mode"] == mode and vals:
             out[r["i"]] = sum(vals) / len(vals)
     return out
+
+
+def trace_steps(records: Sequence[dict[str, Any]], mode: str) -> dict[int, float]:
+    """Per prompt of ``mode`` with a reference thought: the share of its steps the first
+    sample's thinking writes as the reference does (``rl.tasks.trace.step_match``).
+
+    >>> trace_steps([{"i": 0, "mode": "think", "thought": "a = 1. b = 2.",
+    ...               "text": "<think>a = 1. b = 3.</think> 2"}], "think")
+    {0: 0.5}
+    """
+    return {
+        r["i"]: step_match(r["text"], "", {"thought": r["thought"]})
+        for r in records
+        if r["mode"] == mode and r.get("thought")
+    }
 
 
 def compare_mode(
@@ -61,6 +77,15 @@ def compare_mode(
     for f in families.values():
         f["before"] /= f["n"]
         f["after"] /= f["n"]
+    sb, sa = trace_steps(before, mode), trace_steps(after, mode)
+    stepped = [i for i in common if i in sb and i in sa]
+    steps = None
+    if stepped and mode == "think":
+        steps = {
+            "before": sum(sb[i] for i in stepped) / len(stepped),
+            "after": sum(sa[i] for i in stepped) / len(stepped),
+            "n": len(stepped),
+        }
     return {
         "before": acc_b,
         "after": acc_a,
@@ -71,6 +96,8 @@ def compare_mode(
         "before_ci95": list(wilson(acc_b, n)),
         "after_ci95": list(wilson(acc_a, n)),
         "families": dict(sorted(families.items())),
+        # how much of the reference reasoning the greedy thinking writes (None: no references)
+        "trace_steps": steps,
     }
 
 
