@@ -111,7 +111,9 @@ def test_report_counts_the_reference_steps_the_thinking_writes(tmp_path):
         "longcot": _stage(tmp_path, "longcot", records(0)),
         "rlvr": _stage(tmp_path, "rlvr", records(1), metrics, "dapo"),
     }
-    think = write_report(tmp_path, results, modes=["think"], shown=0)["rl"]["rlvr"]["modes"]["think"]
+    think = write_report(tmp_path, results, modes=["think"], shown=0)["rl"]["rlvr"]["modes"][
+        "think"
+    ]
     # before: 2/2, 0/2, 1/2 steps; after: 0/2, 2/2, 2/3 (an extra step counts against it)
     assert think["trace_steps"]["n"] == 3
     assert think["trace_steps"]["before"] == pytest.approx((1 + 0 + 0.5) / 3)
