@@ -122,10 +122,13 @@ class Cluster:
             )
             for bundle in self.placement.rollout_bundles
         ]
-        reward_actor = ray.remote(num_cpus=cfg.ray.reward_cpus)(RewardWorker)
-        self.rewards = reward_actor.remote(cfg.rewards)
-        # Held-out evaluation scores rewards.eval_reward + format (comparable across stages).
-        self.eval_rewards = reward_actor.remote(eval_rewards(cfg.rewards))
+        self._reward_actor = ray.remote(num_cpus=cfg.ray.reward_cpus)(RewardWorker)
+        self.rewards = self._reward_actor.remote(cfg.rewards)
+        # Held-out evaluation scores rewards.eval_reward + format (comparable across stages),
+        # in its own pool started at the first eval (the preflight has checked its rewards):
+        # a run without held-out prompts never pays its processes, the others not at start.
+        self._eval_config = eval_rewards(cfg.rewards)
+        self.eval_rewards = None
         # Fail here, before any step, if an engine cannot start (bad checkpoint, no memory).
         (engines_on_cuda,) = set(ray.get([e.on_cuda.remote() for e in self.engines]))
         self.weights = weight_sync(cfg.rollout, engines_on_cuda, self.learners, self.engines)
@@ -160,6 +163,8 @@ class Cluster:
         return ray.get(self.rewards.score.remote(inputs))
 
     def score_eval(self, inputs: list) -> tuple[list, dict[str, Any]]:
+        if self.eval_rewards is None:
+            self.eval_rewards = self._reward_actor.remote(self._eval_config)
         return ray.get(self.eval_rewards.score.remote(inputs))
 
     # -- learner ---------------------------------------------------------------------------
@@ -202,7 +207,8 @@ class Cluster:
 
     def shutdown(self) -> None:
         # Let the reward pool stop its worker processes before its actor goes away.
-        ray.wait([r.close.remote() for r in (self.rewards, self.eval_rewards)], timeout=30)
-        for actor in [*self.engines, self.rewards, self.eval_rewards, *self.learners]:
+        pools = [r for r in (self.rewards, self.eval_rewards) if r is not None]
+        ray.wait([r.close.remote() for r in pools], timeout=30)
+        for actor in [*self.engines, *pools, *self.learners]:
             ray.kill(actor, no_restart=True)
         self.placement.remove()

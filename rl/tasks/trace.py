@@ -13,6 +13,8 @@ written as the reference writes it.
     0.5
     >>> step_match("no thinking at all", "5", meta)
     0.0
+    >>> step_match("<think>max 3 5 = 5. max 5 2 = 5.</think>5", "5", {**meta, "mode": "direct"})
+    0.0
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ def steps(text: str) -> list[str]:
 
 def step_match(completion: str, answer: str, metadata: dict) -> float:
     """Share of the reference thought's steps (``metadata["thought"]``) that the completion's
-    think block writes at the same position; 0.0 without a think block or a reference."""
+    think block writes at the same position; 0.0 without a think block or a reference, and
+    for a prompt asked in direct mode (thinking there must not pay)."""
+    if metadata.get("mode") == "direct":
+        return 0.0
     reference = steps(metadata.get("thought") or "")
     found = _THINK.search(completion)
     if not reference or found is None:
