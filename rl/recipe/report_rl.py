@@ -22,6 +22,7 @@ from rl.tasks.trace import step_match
 
 CI_METHOD = "paired normal: mean(after - before) +- 1.96 sd / sqrt(n) over prompts"
 COMPONENTS = ("answer", "format", "think_quality")
+NOT_COMPONENTS = ("worker_restarts",)  # reward/* metrics that are not a reward's value
 
 
 def prompt_values(records: Sequence[dict[str, Any]], mode: str) -> dict[int, float]:
@@ -120,9 +121,20 @@ def curve(rows: Sequence[dict[str, Any]], mode: str) -> list[list[float]]:
 
 
 def reward_components(rows: Sequence[dict[str, Any]]) -> dict[str, list[list[float]]]:
-    """Per step: the mean total reward and each reward component the metrics logged."""
+    """Per step: the mean total reward and each reward component the metrics logged (the
+    built-in ones first, then plug-ins such as the demo's ``steps``, by name).
+
+    >>> reward_components([{"step": 1, "reward/mean": 0.5, "reward/steps": 0.25,
+    ...                     "reward/answer": 1.0, "reward/answer/answer_found": 1.0,
+    ...                     "reward/worker_restarts": 0.0}])
+    {'mean': [[1, 0.5]], 'answer': [[1, 1.0]], 'steps': [[1, 0.25]]}
+    """
+    logged = {k[len("reward/") :] for r in rows for k in r if k.startswith("reward/")}
+    plugins = sorted(
+        n for n in logged if "/" not in n and n not in ("mean", *COMPONENTS, *NOT_COMPONENTS)
+    )
     out: dict[str, list[list[float]]] = {}
-    for name in ("mean", *COMPONENTS):
+    for name in ("mean", *COMPONENTS, *plugins):
         points = [[r["step"], r[f"reward/{name}"]] for r in rows if f"reward/{name}" in r]
         if points:
             out[name] = points
