@@ -60,6 +60,15 @@ def test_compare_plots_runs_on_shared_axes_and_tables_final_numbers(tmp_path, ca
     assert shown == ["reward/mean"] and "0.6000" in table
 
 
+def test_compare_keeps_runs_with_the_same_name_apart(tmp_path):
+    # two pipelines' RLVR stages: both run dirs are called "run", both parents "rlvr"
+    for seed in ("seed0", "seed1"):
+        _run(tmp_path / seed / "rlvr" / "run", [0.1, 0.2], 0.5)
+    runs = find_runs([tmp_path / "seed0" / "rlvr" / "run", tmp_path / "seed1" / "rlvr" / "run"])
+    assert list(runs) == ["seed0/rlvr", "seed1/rlvr"]
+    assert runs["seed1/rlvr"] == tmp_path / "seed1" / "rlvr" / "run"
+
+
 def test_compare_missing_run_dir_is_a_user_error(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "nope")]) == 2
     assert "run directory not found" in capsys.readouterr().err

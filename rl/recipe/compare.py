@@ -12,6 +12,7 @@ curve, labelled by its path. Metrics default to the common ones that the runs ha
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ DEFAULT_METRICS = (
 def find_runs(roots: Sequence[str | Path]) -> dict[str, Path]:
     """Label -> run directory for every ``metrics.jsonl`` under ``roots`` (FileNotFoundError
     naming a root with none)."""
-    runs: dict[str, Path] = {}
+    labelled: list[tuple[str, Path]] = []
     for root in map(Path, roots):
         if not root.is_dir():
             raise FileNotFoundError(f"run directory not found: {root}")
@@ -42,8 +43,16 @@ def find_runs(roots: Sequence[str | Path]) -> dict[str, Path]:
         for run in found:
             rel = run.relative_to(root)
             label = root.name if rel == Path(".") else f"{root.name}/{rel}".removesuffix("/run")
-            runs[label] = run
-    return runs
+            labelled.append((label, run))
+    if len({label for label, _ in labelled}) < len(labelled):
+        # the same name twice (runs/a/rlvr/run and runs/b/rlvr/run): label each by its path
+        # below the directory all of them share
+        base = Path(os.path.commonpath([str(run.resolve()) for _, run in labelled]))
+        labelled = [
+            (str(run.resolve().relative_to(base)).removesuffix("/run") or run.name, run)
+            for _, run in labelled
+        ]
+    return dict(labelled)
 
 
 def series(rows: list[dict[str, Any]], key: str) -> list[tuple[int, float]]:
