@@ -31,6 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, GenerationConfig
 
+from policy.checkpoint_error import CheckpointError
 from policy.config import SOURCE_ATTR, SAILVLConfig, resolve_attn_implementation
 from policy.modeling import SAILVLModel
 from policy.processor import IMAGENET_MEAN, IMAGENET_STD
@@ -48,10 +49,6 @@ EMBED = "language_model.model.embed_tokens.weight"
 # Environment default for load_checkpoint's attn_implementation (model.attn_implementation).
 ATTN_ENV = "SAILRL_ATTN_IMPLEMENTATION"
 log = logging.getLogger(__name__)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint directory exists but cannot be loaded; the message names the file."""
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ head_dim is 64 everywhere: vLLM's CPU attention rejects head_dim 16.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from policy.config import SAILVLConfig
+if TYPE_CHECKING:  # transformers loads where a config is built, not where presets are named
+    from policy.config import SAILVLConfig
 
 # SAIL-ViT-Huge (AIMv2-Huge-448 shape; unverified against the public weights, see docs/model.md).
 _VIT_HUGE = {
@@ -164,4 +165,6 @@ def preset_config(name: str, *, vocab_size: int | None = None, **overrides: Any)
     vision = {**spec["vision_config"], **nested["vision_config"]}
     if "force_image_size" in overrides:  # the tile size is the encoder's input size
         vision["image_size"] = overrides["force_image_size"]
+    from policy.config import SAILVLConfig
+
     return SAILVLConfig(vision_config=vision, llm_config=llm, **values)

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast
+
+if TYPE_CHECKING:  # transformers loads where a tokenizer is built, not on import
+    from transformers import PreTrainedTokenizerFast
 
 from policy.vocab import (
     ENDOFTEXT,
@@ -260,6 +263,8 @@ def synthetic_corpus(num_lines: int = 6000, seed: int = 0) -> Iterator[str]:
 
 def train_tokenizer(vocab_size: int = 2048, seed: int = 0) -> PreTrainedTokenizerFast:
     """Train the tiny tokenizer (about a second on one core) and wrap it for transformers."""
+    from transformers import PreTrainedTokenizerFast
+
     tok = Tokenizer(models.BPE(unk_token=None, byte_fallback=False))
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [

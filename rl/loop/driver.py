@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import random
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from policy.processor import SAILVLProcessor
 from rl.algos import BatchFiller
 from rl.algos.batching import Group, flat_shaped, group_metrics, train_groups, with_shaped
 from rl.algos.rl_loss import RLLoss
@@ -50,13 +50,18 @@ def run_rl(cfg: ExperimentConfig, resume: str | None = None, *, connect: Connect
     data = plan.data  # every row and image was checked by the preflight
     write_report(run_dir, train=data.train, eval=data.eval)
     model_dir = cfg.model.prepare(run_dir)
+    # The driver's tokenizer (and transformers' import, ~2 s) loads while Ray and the
+    # actors start: the driver only waits then.
+    pool = ThreadPoolExecutor(1, thread_name_prefix="sailrl-processor")
+    processor = pool.submit(_load_processor, model_dir)
+    pool.shutdown(wait=False)
     try:
         # Records after the starting step belong to a run that was cut off: drop them.
         with (
             connect(cfg, model_dir) as cluster,
             RunLog(run_dir, cfg, resume_step=plan.start_step) as runlog,
         ):
-            _loop(cfg, cluster, ckpts, start, model_dir, runlog, data)
+            _loop(cfg, cluster, ckpts, start, processor, runlog, data)
     except ActorFailure as err:
         if ckpts.latest() is None:
             raise
@@ -65,9 +70,15 @@ def run_rl(cfg: ExperimentConfig, resume: str | None = None, *, connect: Connect
     return run_dir
 
 
-def _loop(cfg, cluster, ckpts, start, model_dir, runlog, data) -> None:
+def _load_processor(model_dir: str) -> Any:
+    from policy.processor import SAILVLProcessor
+
+    return SAILVLProcessor.from_pretrained(model_dir)
+
+
+def _loop(cfg, cluster, ckpts, start, processor: Future, runlog, data) -> None:
     loop, algo = cfg.rl, cfg.algo
-    builder = PromptBuilder(SAILVLProcessor.from_pretrained(model_dir), cfg.data.mode)
+    builder = PromptBuilder(processor.result(), cfg.data.mode)
     state = {"step": 0, "cursor": 0}
     if start is not None:
         state = read_state(start)

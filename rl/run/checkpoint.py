@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 # One error for a checkpoint that cannot be used (a model directory or a run checkpoint).
-from policy.checkpoint import CheckpointError
+from policy.checkpoint_error import CheckpointError
 
 COMPLETE = "COMPLETE"
 STATE = "state.json"

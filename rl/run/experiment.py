@@ -66,14 +66,20 @@ class ModelSource:
     def prepare(self, run_dir: Path) -> str:
         """The starting checkpoint dir: ``path`` (checked here, so a bad one fails before any
         actor starts), or a fresh ``preset`` build in ``<run_dir>/init-model`` (made once)."""
-        from policy.checkpoint import ATTN_ENV, CheckpointError, init_checkpoint, load_config
+        # policy.checkpoint (transformers) only where a checkpoint is read or built: a run
+        # from an existing preset build starts its actors without waiting for that import.
+        from policy.checkpoint_error import CheckpointError
         from rl.run.checkpoint import resolve_reference
         from rl.run.preflight import SOURCE_FILE, check_init_model, model_source
 
         if self.attn_implementation:
+            from policy.checkpoint import ATTN_ENV
+
             # Read by load_checkpoint in this process and in the processes it starts.
             os.environ[ATTN_ENV] = self.attn_implementation
         if self.path:
+            from policy.checkpoint import load_config
+
             try:
                 path = str(resolve_reference(self.path))  # `latest`, a step, a run dir
                 load_config(path)
@@ -83,6 +89,8 @@ class ModelSource:
         check_init_model(self, run_dir)
         target = run_dir / "init-model"
         if not (target / "config.json").exists():
+            from policy.checkpoint import init_checkpoint
+
             init_checkpoint(self.preset, target, seed=self.seed, **self.overrides)
             # What it was built from, so that a later run with another preset is refused.
             (target / SOURCE_FILE).write_text(json.dumps(model_source(self)))
