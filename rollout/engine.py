@@ -158,7 +158,9 @@ class RolloutEngine:
             # Image tokens can never be sampled: a generated placeholder would break the
             # learner's placeholder/embedding count check.
             bad_words=list(self._banned),
-            skip_special_tokens=True,
+            # The text is decoded once per completion (``generate``), not token by token
+            # (vLLM's incremental detokenizer also decodes every logprob's token).
+            detokenize=False,
         )
 
     def generate(
@@ -183,10 +185,18 @@ class RolloutEngine:
             [prepared.vllm_input() for _, prepared in ready], params, use_tqdm=False
         )
         version = self.weight_version
-        completions = []
-        for (_, prepared), output in zip(ready, outputs):
-            for sample in sorted(output.outputs, key=lambda o: o.index):
-                completions.append(_completion(prepared, sample, version))
+        pairs = [
+            (prepared, sample)
+            for (_, prepared), output in zip(ready, outputs)
+            for sample in sorted(output.outputs, key=lambda o: o.index)
+        ]
+        texts = self.tokenizer.batch_decode(
+            [list(sample.token_ids) for _, sample in pairs], skip_special_tokens=True
+        )
+        completions = [
+            _completion(prepared, sample, text, version)
+            for (prepared, sample), text in zip(pairs, texts)
+        ]
         return GenerateResult(tuple(completions), tuple(failures))
 
     # -- weight sync ----------------------------------------------------------------------
@@ -348,7 +358,7 @@ class RolloutEngine:
         self._reset_caches()
 
 
-def _completion(prepared, sample, version: int) -> Completion:
+def _completion(prepared, sample, text: str, version: int) -> Completion:
     token_ids = tuple(sample.token_ids)
     logprobs = tuple(
         float(step[token].logprob) for token, step in zip(token_ids, sample.logprobs or [])
@@ -367,7 +377,7 @@ def _completion(prepared, sample, version: int) -> Completion:
         prompt_token_ids=prepared.prompt_token_ids,
         token_ids=token_ids,
         logprobs=logprobs,
-        text=sample.text,
+        text=text,
         finish_reason=reason,
         weight_version=version,
     )

@@ -170,6 +170,30 @@ def test_completion_records(setup):
     assert [c.token_ids for c in again.completions] == [c.token_ids for c in result.completions]
 
 
+def test_completion_text_is_vllms_own_detokenization(setup):
+    """The engine asks vLLM for tokens only and decodes each completion once: the text is
+    what vLLM's incremental detokenizer writes for the same sampled tokens."""
+    engine = setup["engine"]
+    sampling = SamplingSettings(n=4, max_tokens=48, seed=11, temperature=1.0)
+    requests = [r for r in setup["requests"] if not r.images][:3]
+    ours = engine.generate(requests, sampling).completions
+    prompts = [{"prompt_token_ids": list(c.prompt_token_ids)} for c in ours[::4]]
+    params = [_detokenizing(engine.sampling_params(sampling, i)) for i in range(len(prompts))]
+    outputs = engine.llm.generate(prompts, params, use_tqdm=False)
+    theirs = [s for o in outputs for s in sorted(o.outputs, key=lambda s: s.index)]
+    assert [tuple(s.token_ids) for s in theirs] == [c.token_ids for c in ours]
+    assert [s.text for s in theirs] == [c.text for c in ours]
+    assert any(c.text.strip() for c in ours)
+
+
+def _detokenizing(params):
+    """The same SamplingParams with vLLM's own detokenization on."""
+    params = params.clone()
+    params.detokenize = True
+    params.skip_special_tokens = True
+    return params
+
+
 def test_prompt_ids_given_by_the_caller_generate_what_the_engine_would(setup):
     """The RL driver tokenises once and sends the ids (RolloutRequest.prompt_token_ids): the
     engine generates from exactly those ids, the same completions as from its own pass."""
