@@ -190,9 +190,10 @@ class RolloutEngine:
             for (_, prepared), output in zip(ready, outputs)
             for sample in sorted(output.outputs, key=lambda o: o.index)
         ]
-        texts = self.tokenizer.batch_decode(
-            [list(sample.token_ids) for _, sample in pairs], skip_special_tokens=True
-        )
+        texts = [
+            decode_completion(self.tokenizer, prepared.prompt_token_ids, sample.token_ids)
+            for prepared, sample in pairs
+        ]
         completions = [
             _completion(prepared, sample, text, version)
             for (prepared, sample), text in zip(pairs, texts)
@@ -356,6 +357,37 @@ class RolloutEngine:
         self.llm.wake_up()
         self._asleep = False
         self._reset_caches()
+
+
+_INVALID_PREFIX = "Invalid prefix encountered"  # tokenizers' DecodeStream, on non-monotonic UTF-8
+
+
+def decode_completion(tokenizer: Any, prompt_ids: Sequence[int], token_ids: Sequence[int]) -> str:
+    """A completion's text as vLLM's incremental detokenizer writes it: tokenizers'
+    ``DecodeStream`` primed with the prompt (so the first token's spacing is right), special
+    tokens skipped, a character left unfinished by the last tokens not written (a whole
+    decode would write U+FFFD for it). One pass per completion instead of vLLM's pass per
+    token, which also decodes the token of every logprob."""
+    from tokenizers.decoders import DecodeStream
+
+    backend = getattr(tokenizer, "_tokenizer", None)  # the Rust tokenizer of a fast one
+    if backend is None:
+        return tokenizer.decode(list(token_ids), skip_special_tokens=True)
+    stream = DecodeStream(ids=list(prompt_ids), skip_special_tokens=True)
+    parts = []
+    for token in token_ids:
+        try:
+            piece = stream.step(backend, token)
+        except (OverflowError, TypeError):  # an id the tokenizer cannot decode: skipped
+            piece = None
+        except Exception as err:
+            if not str(err).startswith(_INVALID_PREFIX):
+                raise
+            stream = DecodeStream(skip_special_tokens=True)  # start over, as vLLM does
+            piece = stream.step(backend, token)
+        if piece:
+            parts.append(piece)
+    return "".join(parts)
 
 
 def _completion(prepared, sample, text: str, version: int) -> Completion:
