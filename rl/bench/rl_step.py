@@ -1,6 +1,6 @@
 """``sailrl bench rl``: one RL step's phase breakdown and throughput, through the real stack
-(Ray actors, vLLM engine, DeepSpeed learner, reward pool), for a tiny model and the ~106M
-``small`` preset. Runs ``configs/tiny-rl.yaml`` for a few steps and reports the last one
+(Ray actors, vLLM engine, DeepSpeed learner, reward pool; ``--colocate``: the same in one
+process without Ray), for a tiny model and the ~106M ``small`` preset. Runs ``configs/tiny-rl.yaml`` for a few steps and reports the last one
 (the first pays for warm-up)."""
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-transfer", default="auto",
                         choices=["auto", "local", "nccl", "gloo"],
                         help="how weights reach the engine (rollout.weight_transfer)")  # fmt: skip
+    parser.add_argument("--colocate", action="store_true",
+                        help="one process without Ray (ray.colocate=true)")  # fmt: skip
 
 
 def step_report(row: dict[str, Any], samples: int) -> dict[str, Any]:
@@ -70,7 +72,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     results: dict[str, Any] = {}
     meter = RayMeter()
-    meter.install()
+    if not args.colocate:  # a colocated run has no Ray traffic to count
+        meter.install()
     log_step = RunLog.log  # each logged step gets the meter's counters since the last one
     RunLog.log = lambda runlog, step, metrics: log_step(runlog, step, {**metrics, **meter.take()})
     try:
@@ -82,6 +85,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     f"rl.max_new_tokens={args.max_new_tokens}", "rl.probe_parity=false",
                     "algo.dynamic_sampling=false", "learner.lr=1e-5",
                     f"rollout.weight_transfer={args.weight_transfer}",
+                    f"ray.colocate={str(args.colocate).lower()}",
                 ])  # fmt: skip
                 memory = TreeMemory(os.getpid())
                 meter.take()  # counting starts here: step 1 also carries the start-up
@@ -107,4 +111,4 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stop_ray()
     return {"bench": "rl", "prompts_per_step": args.prompts, "group_size": args.group_size,
             "max_new_tokens": args.max_new_tokens, "weight_transfer": args.weight_transfer,
-            "models": results}  # fmt: skip
+            "colocate": args.colocate, "models": results}  # fmt: skip

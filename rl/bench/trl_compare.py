@@ -5,16 +5,20 @@ Per model preset (``tiny`` and the ~106M ``small``) both systems start from the 
 text-only prompts in the same order rendered by the same template, score with the same reward
 function and train with the same group size, lengths, learning rate, AdamW settings, DAPO loss
 (no KL) in float32. sailrl runs its normal stack (RL driver, Ray actors, vLLM engine, DeepSpeed
-learner, reward pool) with ``configs/tiny-rl.yaml``'s resources; TRL runs HF ``generate`` on
-the CPU (it has no CPU vLLM mode). Each side runs in its own process; a sampler sums the RSS of
-that process and all its descendants (Ray's raylet, workers, forkserver children...).
+learner, reward pool) with ``configs/tiny-rl.yaml``'s resources, and again colocated
+(``ray.colocate=true``: the same learner, engine and reward pool in one process, no Ray);
+TRL runs HF ``generate`` on the CPU (it has no CPU vLLM mode). Each side runs in its own
+process; a sampler sums the RSS of that process and all its descendants (Ray's raylet,
+workers, forkserver children...).
 
     sailrl bench trl --models tiny            # about 2 minutes on 2 cores
     sailrl bench trl                          # tiny and small (several minutes per side)
+    sailrl bench trl --sides sailrl_colocated # one sailrl side (and TRL)
 
-Prints a table per model, writes ``trl-bench.png`` (both reward curves), and ends with one
-JSON line: ``models.<name>.step_time_ratio`` (TRL s / sailrl s, median step) and
-``models.<name>.peak_rss_mb`` ``{"sailrl": .., "trl": ..}``. See docs/bench.md.
+Prints a table per model, writes ``trl-bench.png`` (the reward curves), and ends with one
+JSON line: per model, ``step_time_ratio`` and ``rss_ratio`` per sailrl side (TRL s / its s
+at the median step; its peak RSS / TRL's) and ``peak_rss_mb`` ``{"sailrl": ..,
+"sailrl_colocated": .., "trl": ..}``. See docs/bench.md.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -39,6 +44,9 @@ DEFAULTS = {
     "tiny": {"prompts": 4, "group_size": 8, "max_new_tokens": 24, "steps": 8, "lr": 1e-2},
     "small": {"prompts": 8, "group_size": 8, "max_new_tokens": 64, "steps": 3, "lr": 1e-5},
 }
+# sailrl's normal stack (Ray actors) and its colocated mode (ray.colocate: one process)
+SAILRL_SIDES = ("sailrl", "sailrl_colocated")
+SIDES = (*SAILRL_SIDES, "trl")
 JSON_INLINE = True  # rl.cli.bench prints this bench's JSON on one line
 
 
@@ -49,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             help=f"override the per-model default ({key})")  # fmt: skip
     parser.add_argument("--lr", type=float, default=None, help="override the per-model default")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sides", nargs="+", default=list(SIDES), choices=SIDES,
+                        help="which systems run (trl is always one of them)")  # fmt: skip
     parser.add_argument("--png", default="trl-bench.png", help="reward curves of both systems")
     parser.add_argument("--timeout-s", type=float, default=1800, help="per side")
 
@@ -104,6 +114,8 @@ def prepare(model: str, s: dict[str, Any], work: Path, seed: int) -> dict[str, A
     cfg = load_experiment(CONFIG, overrides)
     cfg = replace(cfg, data=cfg.data.resolve(run_dir))
     model_dir = cfg.model.prepare(run_dir)
+    # the colocated side starts from a copy: the same checkpoint and data, its own run
+    shutil.copytree(run_dir, work / "sailrl-colocated-run")
     loaded = load_checkpoint(model_dir)
     lm = work / "lm"
     loaded.model.language_model.save_pretrained(lm)  # a plain Qwen3(Moe)ForCausalLM
@@ -178,7 +190,7 @@ def plot(results: dict[str, Any], path: str) -> None:
 
     fig, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 3.8), squeeze=False)
     for ax, (model, r) in zip(axes[0], results.items()):
-        for side, style in (("sailrl", "o-"), ("trl", "s--")):
+        for side, style in zip(r["reward_curve"], ("o-", "^:", "s--")):
             curve = r["reward_curve"][side]
             ax.plot(range(1, len(curve) + 1), curve, style, label=side)
         ax.set(title=f"{model}: mean reward per step", xlabel="step", ylabel="reward")
@@ -196,14 +208,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix=f"trl-bench-{model}-") as tmp:
             work = Path(tmp)
             plan = prepare(model, s, work, args.seed)
-            sides = {side: run_side(side, work, args.timeout_s) for side in ("sailrl", "trl")}
+            names = [side for side in SIDES if side in args.sides or side == "trl"]
+            sides = {side: run_side(side, work, args.timeout_s) for side in names}
         summary = {k: summarize(v) for k, v in sides.items()}
-        ratio = summary["trl"]["median_step_s"] / summary["sailrl"]["median_step_s"]
+        trl = summary["trl"]["median_step_s"]
         results[model] = {
             "architecture": plan["architecture"],
             "settings": s,
             "median_step_s": {k: round(v["median_step_s"], 3) for k, v in summary.items()},
-            "step_time_ratio": round(ratio, 3),
+            # TRL s / sailrl s per sailrl side, and sailrl's memory as a multiple of TRL's
+            "step_time_ratio": {
+                k: round(trl / summary[k]["median_step_s"], 3) for k in sides if k != "trl"
+            },
+            "rss_ratio": {
+                k: round(sides[k]["peak_rss_mb"] / sides["trl"]["peak_rss_mb"], 2)
+                for k in sides
+                if k != "trl"
+            },
             "phases_median_s": {k: v["phases_median_s"] for k, v in summary.items()},
             "startup_s": {k: round(v["startup_s"], 1) for k, v in sides.items()},
             "wall_s": {k: round(v["wall_s"], 1) for k, v in sides.items()},
@@ -227,13 +248,15 @@ def print_model(model: str, r: dict[str, Any]) -> None:
     s = r["settings"]
     print(f"\n== {model} ({r['architecture']}): {s['prompts']} prompts x {s['group_size']} "
           f"samples x {s['max_new_tokens']} tokens, {s['steps']} steps, lr {s['lr']:g}")  # fmt: skip
-    print(f"{'':24}{'sailrl':>12}{'trl':>12}")
+    sides = list(r["median_step_s"])
+    print(f"{'':24}" + "".join(f"{side:>18}" for side in sides))
     for label, key in (("median step s", "median_step_s"), ("start-up s", "startup_s"),
                        ("peak RSS MB (all procs)", "peak_rss_mb"),
                        ("peak PSS MB (all procs)", "peak_pss_mb")):  # fmt: skip
-        print(f"{label:24}{r[key]['sailrl']:>12}{r[key]['trl']:>12}")
-    print(f"step time ratio (TRL / sailrl): {r['step_time_ratio']}")
-    for side in ("sailrl", "trl"):
+        print(f"{label:24}" + "".join(f"{r[key][side]:>18}" for side in sides))
+    for side, ratio in r["step_time_ratio"].items():
+        print(f"{side}: step time ratio (TRL / it) {ratio}, RSS {r['rss_ratio'][side]}x TRL's")
+    for side in sides:
         phases = ", ".join(f"{k} {v:g}" for k, v in r["phases_median_s"][side].items())
         print(f"{side} phases (median s): {phases}")
         print(f"{side} seconds per step: {r['step_s'][side]}")

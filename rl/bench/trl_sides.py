@@ -2,6 +2,7 @@
 that start-up time and memory are measured per system:
 
     python -m rl.bench.trl_sides sailrl WORK_DIR   # the normal stack: Ray, vLLM, DeepSpeed
+    python -m rl.bench.trl_sides sailrl_colocated WORK_DIR   # the same in one process, no Ray
     python -m rl.bench.trl_sides trl WORK_DIR      # TRL's GRPOTrainer, HF generate, CPU
 
 ``WORK_DIR/plan.json`` (written by :func:`rl.bench.trl_compare.prepare`) holds the shared settings;
@@ -20,13 +21,16 @@ from typing import Any
 SPAWNED = time.time()
 
 
-def run_sailrl(work: Path, plan: dict[str, Any]) -> dict[str, Any]:
+def run_sailrl(work: Path, plan: dict[str, Any], colocate: bool = False) -> dict[str, Any]:
     from rl.cluster.session import connect
     from rl.loop.driver import run_rl
     from rl.run.experiment import load_experiment
     from rl.run.runlog import read_metrics
 
-    cfg = load_experiment(plan["config"], plan["sailrl_overrides"])
+    overrides = [*plan["sailrl_overrides"], f"ray.colocate={str(colocate).lower()}"]
+    if colocate:  # its own run directory (the init model and data are rebuilt alike)
+        overrides.append(f"run.dir={work / 'sailrl-colocated-run'}")
+    cfg = load_experiment(plan["config"], overrides)
     run_dir = run_rl(cfg, connect=connect)
     rows = read_metrics(run_dir)
     # The run log opens (and writes config.yaml) just before the first step; each row's
@@ -185,7 +189,12 @@ class _TimedTrainer:
 def main(argv: list[str]) -> int:
     side, work = argv[0], Path(argv[1])
     plan = json.loads((work / "plan.json").read_text())
-    result = {"sailrl": run_sailrl, "trl": run_trl}[side](work, plan)
+    sides = {
+        "sailrl": run_sailrl,
+        "sailrl_colocated": lambda w, p: run_sailrl(w, p, colocate=True),
+        "trl": run_trl,
+    }
+    result = sides[side](work, plan)
     result["spawned"] = SPAWNED
     (work / f"{side}.json").write_text(json.dumps(result))
     return 0

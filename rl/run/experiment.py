@@ -224,6 +224,23 @@ class ExperimentConfig:
 
 def load_experiment(path: str | Path | None, overrides: list[str] = ()) -> ExperimentConfig:
     cfg = load_config(ExperimentConfig, path, list(overrides))
+    if cfg.ray.colocate:
+        loop = cfg.rl
+        clashes = [
+            f"rl.{name}={value}"
+            for name, value, ok in (
+                ("num_learners", loop.num_learners, loop.num_learners == 1),
+                ("num_rollout_engines", loop.num_rollout_engines, loop.num_rollout_engines == 1),
+                ("overlap", loop.overlap, not loop.overlap),
+            )
+            if not ok
+        ]
+        if clashes:
+            raise ConfigError(
+                f"ray.colocate: one process holds one learner rank and one engine and runs "
+                f"the phases in turn, but {', '.join(clashes)}; set ray.colocate=false "
+                "(Ray actors) or rl.num_learners=1 rl.num_rollout_engines=1 rl.overlap=false"
+            )
     if cfg.learner.mini_batch_size and cfg.learner.mini_batch_size % cfg.rl.num_learners:
         raise ConfigError(
             f"learner.mini_batch_size: {cfg.learner.mini_batch_size} is not divisible by "

@@ -24,6 +24,10 @@ class RayConfig:
     phase_threads: bool = True
     # Private Ray's object store (MiB); None: sized from the checkpoint (object_store_bytes).
     object_store_mib: int | None = None
+    # One CPU machine without Ray: the learner, the engine and the reward runtime run in the
+    # driver's process, every phase on every core in turn (rl.cluster.colocated). One learner
+    # rank and one engine, no rl.overlap, no GPUs.
+    colocate: bool = False
 
     def __post_init__(self):
         import math
@@ -41,6 +45,16 @@ class RayConfig:
                 f"ray.object_store_mib: must be >= 80 (Ray's minimum) or null, "
                 f"got {self.object_store_mib}"
             )
+        if self.colocate and self.address:
+            raise ValueError(
+                f"ray.colocate: runs without Ray on this machine, but ray.address is "
+                f"{self.address!r}; set one of them (ray.address=null or ray.colocate=false)"
+            )
+        if self.colocate and (self.learner_gpus or self.rollout_gpus):
+            raise ValueError(
+                "ray.colocate: the colocated mode runs on CPU; set ray.learner_gpus and "
+                "ray.rollout_gpus to 0 or ray.colocate=false"
+            )
         if self.learner_cpus + self.learner_gpus == 0 or self.rollout_cpus + self.rollout_gpus == 0:
             raise ValueError("ray.learner_* / ray.rollout_*: each actor needs some CPU or GPU")
 
@@ -52,8 +66,9 @@ class RayConfig:
 
 def check_resources(cfg: RayConfig, num_learners: int, num_rollouts: int) -> None:
     """Before Ray starts: a private Ray must hold every bundle plus the two reward actors
-    (cluster capacity is only known after joining; ``place`` checks it there)."""
-    if not cfg.private:
+    (cluster capacity is only known after joining; ``place`` checks it there). A colocated
+    run places nothing."""
+    if not cfg.private or cfg.colocate:
         return
     total = cfg.num_cpus or max(4, os.cpu_count() or 1)
     need = num_learners * cfg.learner_cpus + num_rollouts * cfg.rollout_cpus + 2 * cfg.reward_cpus
