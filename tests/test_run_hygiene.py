@@ -8,6 +8,7 @@ process tree with psutil while it runs.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -93,6 +94,31 @@ def test_every_listening_socket_of_a_run_is_loopback(tmp_path):
     open_ = sorted(s for s in seen if not _is_loopback(s[1]))
     assert not open_, f"listening beyond loopback: {open_}"
     left = _run_temp_dirs(tmp)  # pymp-*, sailrl-ray-*: all removed
+    assert not left, left
+
+
+def test_a_colocated_run_listens_on_loopback_only_and_starts_no_ray(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    tmp = tempfile.mkdtemp(prefix="srl-")
+    proc = _start(run, "rl.steps=3", "rl.save_every=0", "ray.colocate=true", tmpdir=tmp)
+    seen: set[tuple[str, str, int]] = set()
+    names: set[str] = set()
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline:
+        tree = _tree(proc.pid)
+        seen |= _listeners(tree)
+        for p in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                names.add(p.name())
+        time.sleep(0.5)
+    assert proc.wait(timeout=60) == 0, _log(run)
+    assert not {"gcs_server", "raylet"} & names and not any(n.startswith("ray::") for n in names)
+    # not vacuous: the learner's single-rank store was seen listening
+    assert seen, "no listening socket seen at all"
+    open_ = sorted(s for s in seen if not _is_loopback(s[1]))
+    assert not open_, f"listening beyond loopback: {open_}"
+    left = _run_temp_dirs(tmp)
     assert not left, left
 
 
