@@ -103,11 +103,9 @@ class ColocatedCluster:
         return self.learner.logprobs(seqs)
 
     def sync_weights(self, version: int, bucket_bytes: int) -> dict[str, float]:
-        """The learner's weights into the engine, one bucket at a time (at most one bucket
-        of copies exists at once)."""
+        """The learner's weights into the engine, one bucket at a time."""
         try:
-            buckets = self.learner.learner.export_weights(bucket_bytes)
-            return self.engine.update_weights(buckets, version)
+            return self.engine.update_weights(self.learner.weight_stream(bucket_bytes), version)
         finally:
             release_memory()
 

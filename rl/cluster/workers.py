@@ -87,6 +87,12 @@ class LearnerWorker:
         buckets = list(self.learner.export_weights(bucket_bytes))
         return buckets if self.rank == 0 else []
 
+    def weight_stream(self, bucket_bytes: int) -> Any:
+        """The same buckets one at a time, for a consumer in this process
+        (``rl.cluster.colocated``): at most one bucket of copies exists at once."""
+        use_threads(self.threads)
+        return self.learner.export_weights(bucket_bytes)
+
     def weight_channel_address(self, loopback: bool) -> tuple[str, int]:
         """Where this rank can host the weight broadcast group: 127.0.0.1 (everything on
         one machine) or this node's address (a cluster), and a free port there."""
