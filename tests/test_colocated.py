@@ -74,6 +74,44 @@ def test_colocated_run_equals_the_ray_run_bit_for_bit(tmp_path):
     assert len(list((tmp_path / "colocated" / "checkpoints").glob("step-*"))) == 2
 
 
+FAILED_START = """
+import json, sys
+import psutil
+import torch.distributed as dist
+from rl.cluster.colocated import ColocatedCluster
+from rl.run.experiment import load_experiment
+
+cfg = load_experiment(sys.argv[1], sys.argv[2:])
+model_dir = cfg.model.prepare(cfg.run.path)
+try:
+    ColocatedCluster(cfg, model_dir)
+    error = None
+except Exception as err:  # the engine's own error, after the learner and rewards started
+    error = f"{type(err).__name__}: {err}"
+me = psutil.Process()
+# multiprocessing's forkserver and resource tracker serve the whole interpreter and stay;
+# a reward worker would be a child of the forkserver
+helpers = [p for p in me.children() if "multiprocessing." in " ".join(p.cmdline())]
+others = [p for p in me.children(recursive=True) if p not in helpers and p.is_running()]
+print(json.dumps({"error": error, "group": dist.is_initialized(), "children": len(others)}))
+"""
+
+
+@pytest.mark.integration
+def test_an_engine_that_cannot_start_leaves_nothing_behind(tmp_path):
+    # the learner and the reward pool start first; then vLLM refuses the model length
+    args = [f"run.dir={tmp_path}", "ray.colocate=true", "rollout.max_model_len=100000000"]
+    out = subprocess.run(
+        [sys.executable, "-c", FAILED_START, str(CONFIG), *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["error"] and "max_model_len" in seen["error"], seen
+    assert seen["group"] is False  # the learner's process group is gone
+    assert seen["children"] == 0  # the reward pool's workers too
+
+
 @pytest.mark.parametrize(
     "override, named",
     [

@@ -1,7 +1,8 @@
 """``sailrl bench rl``: one RL step's phase breakdown and throughput, through the real stack
 (Ray actors, vLLM engine, DeepSpeed learner, reward pool; ``--colocate``: the same in one
-process without Ray), for a tiny model and the ~106M ``small`` preset. Runs ``configs/tiny-rl.yaml`` for a few steps and reports the last one
-(the first pays for warm-up)."""
+process without Ray), for a tiny model and the ~106M ``small`` preset. Runs
+``configs/tiny-rl.yaml`` for a few steps and reports the last one (the first pays for
+warm-up)."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ def run_sailrl(work: Path, plan: dict[str, Any], colocate: bool = False) -> dict
     from rl.run.runlog import read_metrics
 
     overrides = [*plan["sailrl_overrides"], f"ray.colocate={str(colocate).lower()}"]
-    if colocate:  # its own run directory (the init model and data are rebuilt alike)
+    if colocate:  # its own run directory, a copy of the shared start (trl_compare.prepare)
         overrides.append(f"run.dir={work / 'sailrl-colocated-run'}")
     cfg = load_experiment(plan["config"], overrides)
     run_dir = run_rl(cfg, connect=connect)

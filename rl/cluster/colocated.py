@@ -127,3 +127,7 @@ class ColocatedCluster:
         if self.engine is not None:
             self.engine.shutdown()
             self.engine = None
+        import torch.distributed as dist
+
+        if dist.is_initialized():  # the engine never started: end the learner's group here
+            dist.destroy_process_group()
