@@ -115,7 +115,8 @@ def prepare(model: str, s: dict[str, Any], work: Path, seed: int) -> dict[str, A
     cfg = replace(cfg, data=cfg.data.resolve(run_dir))
     model_dir = cfg.model.prepare(run_dir)
     # the colocated side starts from a copy: the same checkpoint and data, its own run
-    shutil.copytree(run_dir, work / "sailrl-colocated-run")
+    colocated_dir = work / "sailrl-colocated-run"
+    shutil.copytree(run_dir, colocated_dir)
     loaded = load_checkpoint(model_dir)
     lm = work / "lm"
     loaded.model.language_model.save_pretrained(lm)  # a plain Qwen3(Moe)ForCausalLM
@@ -132,6 +133,7 @@ def prepare(model: str, s: dict[str, Any], work: Path, seed: int) -> dict[str, A
                    "data_source": ex.data_source or "", "domain": ex.domain or ""}  # fmt: skip
             fh.write(json.dumps(row) + "\n")
     plan = {"config": str(CONFIG), "sailrl_overrides": overrides, "settings": s, "seed": seed,
+            "colocated_run_dir": str(colocated_dir),
             "reward": REWARD, "architecture": type(loaded.model.language_model).__name__}  # fmt: skip
     (work / "plan.json").write_text(json.dumps(plan))
     return plan

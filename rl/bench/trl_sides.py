@@ -29,7 +29,7 @@ def run_sailrl(work: Path, plan: dict[str, Any], colocate: bool = False) -> dict
 
     overrides = [*plan["sailrl_overrides"], f"ray.colocate={str(colocate).lower()}"]
     if colocate:  # its own run directory, a copy of the shared start (trl_compare.prepare)
-        overrides.append(f"run.dir={work / 'sailrl-colocated-run'}")
+        overrides.append(f"run.dir={plan['colocated_run_dir']}")
     cfg = load_experiment(plan["config"], overrides)
     run_dir = run_rl(cfg, connect=connect)
     rows = read_metrics(run_dir)

@@ -18,7 +18,6 @@ from rl.algos.batching import deal
 from rl.cluster.plugins import reward_runtime_env
 from rl.cluster.topology import (
     bundle_address,
-    machine_cores,
     object_store_bytes,
     phase_threads,
     place,
@@ -28,7 +27,7 @@ from rl.cluster.topology import (
 from rl.cluster.weight_sync import weight_sync
 from rl.cluster.workers import LearnerWorker, RewardWorker, RolloutWorker
 from rl.run.eval_rewards import eval_rewards
-from rl.run.resources import check_resources
+from rl.run.resources import check_resources, machine_cores
 from rollout.types import GenerateResult
 
 log = logging.getLogger(__name__)

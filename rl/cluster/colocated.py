@@ -8,7 +8,7 @@ and train batches, and a weight sync that is an in-process copy, bucket by bucke
 learner's tensors into the engine's. The same worker classes as the Ray actors run here
 (``rl.cluster.workers``): one learner rank, one vLLM engine (its core in this process) and
 the reward runtime, whose scoring still runs in its own worker processes with hard timeouts.
-Every phase gets every core in turn (``rl.cluster.topology.phase_threads``' rule). What it
+Every phase gets every core in turn (``rl.run.resources.phase_cores``). What it
 gives up: several learner ranks or engines, ``rl.overlap`` and GPUs
 (``rl.run.experiment.load_experiment`` refuses them), and the isolation of an actor (an
 engine that crashes the process ends the run; resume from the last checkpoint).
@@ -17,7 +17,6 @@ engine that crashes the process ends the run; resume from the last checkpoint).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
@@ -26,6 +25,7 @@ from typing import Any
 from rl.algos.batching import deal
 from rl.cluster.workers import LearnerWorker, RewardWorker, RolloutWorker, release_memory
 from rl.run.eval_rewards import eval_rewards
+from rl.run.resources import machine_cores, phase_cores
 from rollout.types import GenerateResult
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,7 @@ class ColocatedCluster:
                 "on a GPU is not built (it needs vLLM's sleep mode around every generate, "
                 "docs/bench.md); set ray.colocate=false"
             )
-        self.threads = os.cpu_count() or 1
-        if cfg.ray.num_cpus:
-            self.threads = max(1, min(self.threads, cfg.ray.num_cpus))
+        self.threads = phase_cores(cfg.ray, machine_cores())
         log.info("colocated: learner, engine and rewards in this process, %d torch threads",
                  self.threads)  # fmt: skip
         self.rewards = self.eval_rewards = self.engine = self.learner = None

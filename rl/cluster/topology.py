@@ -39,7 +39,7 @@ from ray.util.placement_group import PlacementGroup, placement_group, remove_pla
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from policy.learner_store import is_loopback
-from rl.run.resources import RayConfig
+from rl.run.resources import RayConfig, phase_cores
 
 log = logging.getLogger(__name__)
 
@@ -208,13 +208,6 @@ class Placement:
         remove_placement_group(self.group)
 
 
-def machine_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the platform has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def phase_threads(
     cfg: RayConfig, num_learners: int, num_rollouts: int, overlap: bool, cores: int
 ) -> tuple[int | None, int | None]:
@@ -227,7 +220,7 @@ def phase_threads(
     On GPUs the threads only feed the devices and Ray's setting stays."""
     if not cfg.private or not cfg.phase_threads or cfg.learner_gpus or cfg.rollout_gpus:
         return None, None
-    cores = max(1, min(cores, cfg.num_cpus or cores))
+    cores = phase_cores(cfg, cores)
     if not overlap:
         return max(1, cores // num_learners), max(1, cores // num_rollouts)
     want_l = num_learners * cfg.learner_cpus

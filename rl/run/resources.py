@@ -64,6 +64,22 @@ class RayConfig:
         return not self.address
 
 
+def machine_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def phase_cores(cfg: RayConfig, cores: int) -> int:
+    """The cores a phase may use on one machine: ``cores``, capped by ``ray.num_cpus``.
+
+    >>> phase_cores(RayConfig(num_cpus=4), 16), phase_cores(RayConfig(), 2)
+    (4, 2)
+    """
+    return max(1, min(cores, cfg.num_cpus or cores))
+
+
 def check_resources(cfg: RayConfig, num_learners: int, num_rollouts: int) -> None:
     """Before Ray starts: a private Ray must hold every bundle plus the two reward actors
     (cluster capacity is only known after joining; ``place`` checks it there). A colocated
